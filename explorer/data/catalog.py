@@ -1,0 +1,162 @@
+"""The catalogue of objects: one row per object keyed by a unique string id, plus its modality stores."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from explorer.data.images import CutoutSource
+from explorer.data.lightcurves import LightCurveStore
+from explorer.errors import DataError
+
+ID_ALIASES = ("id", "id_str", "object_id", "objid", "objectid", "source_id", "name", "oid")
+RA_ALIASES = ("ra", "ra_deg", "raj2000", "ra_j2000", "ra_icrs")
+DEC_ALIASES = ("dec", "dec_deg", "dej2000", "decj2000", "dec_j2000", "de_icrs", "dec_icrs")
+MAX_ID_LENGTH = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _find(columns: Sequence[str], aliases: Sequence[str]) -> str | None:
+    lower = {str(c).lower(): c for c in columns}
+    return next((lower[a] for a in aliases if a in lower), None)
+
+
+def normalise_catalog(table: pd.DataFrame, source: str, id_column: str | None = None) -> pd.DataFrame:
+    """Check a catalogue table and return it with an ``id`` column first and ``ra``/``dec`` in degrees.
+
+    Raises :class:`DataError` naming the file, column or id for: no id column, missing or blank ids,
+    duplicate ids, ids with control characters or over 256 characters, non-numeric or out-of-range ra/dec.
+    """
+    if table.empty:
+        raise DataError(f"{source}: the catalogue has no rows")
+    if id_column is not None and id_column not in table.columns:
+        raise DataError(f"{source}: no column {id_column!r} (columns: {list(table.columns)}); pass --id-column")
+    col = id_column or _find(table.columns, ID_ALIASES)
+    if col is None:
+        raise DataError(f"{source}: no id column (looked for {', '.join(ID_ALIASES)}); "
+                        f"name one with --id-column (columns: {list(table.columns)})")
+    raw = table[col]
+    blank = raw.isna() | (raw.astype(str).str.strip() == "")
+    if blank.any():
+        raise DataError(f"{source}: row {int(np.flatnonzero(blank.to_numpy())[0])} has no id in column {col!r}; "
+                        "every object needs a unique id")
+    ids = raw.map(_id_to_str)
+    bad = ids[ids.map(lambda s: bool(_CONTROL.search(s)) or len(s) > MAX_ID_LENGTH)]
+    if len(bad):
+        raise DataError(f"{source}: id {bad.iloc[0][:60]!r} has control characters or is longer than "
+                        f"{MAX_ID_LENGTH} characters; clean the id column")
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise DataError(f"{source}: duplicate id {dup.iloc[0]!r} ({int(ids.duplicated(keep=False).sum())} rows "
+                        "share an id); ids must be unique")
+    out = table.drop(columns=[col]).copy()
+    out.insert(0, "id", ids.to_numpy(dtype=object))
+    for name, aliases, lo, hi in (("ra", RA_ALIASES, 0.0, 360.0), ("dec", DEC_ALIASES, -90.0, 90.0)):
+        found = _find(out.columns[1:], aliases)
+        if found is None:
+            continue
+        values = pd.to_numeric(out[found], errors="coerce")
+        if (values.isna() & out[found].notna()).any():
+            raise DataError(f"{source}: column {found!r} has a non-numeric value; {name} must be in degrees")
+        if ((values < lo) | (values > hi)).any():
+            first = out.loc[(values < lo) | (values > hi), "id"].iloc[0]
+            raise DataError(f"{source}: object {first!r} has {name} outside [{lo}, {hi}] degrees")
+        out = out.drop(columns=[found])
+        out[name] = values.astype(np.float64)
+    return out.reset_index(drop=True)
+
+
+def _id_to_str(value) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+@dataclass
+class Catalog:
+    """Objects (rows keyed by id) and the stores that hold their cutouts and light curves.
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``id`` first, then ``ra``/``dec`` (deg, NaN where unknown), ``source``, ``class`` and any metadata.
+        ``image_set`` names the image set holding an object's cutout (missing: no image);
+        ``has_lightcurve`` says whether it has a light curve.
+    images : dict
+        Image sets by name.
+    lightcurves : LightCurveStore or None
+    """
+
+    table: pd.DataFrame
+    images: Mapping[str, CutoutSource] = field(default_factory=dict)
+    lightcurves: LightCurveStore | None = None
+
+    def __post_init__(self):
+        self._row_of = pd.Series(np.arange(len(self.table)), index=pd.Index(self.table["id"]))
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.table["id"].to_numpy(dtype=object)
+
+    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        """Row numbers of ``ids``; :class:`DataError` naming the first unknown id."""
+        pos = self._row_of.reindex(pd.Index(list(ids), dtype=object))
+        if pos.isna().any():
+            raise DataError(f"unknown object id {pos.index[pos.isna()][0]!r}; it is not in this catalogue")
+        return pos.to_numpy(dtype=np.int64)
+
+    def rows(self, ids: Sequence[str]) -> pd.DataFrame:
+        """Catalogue rows of ``ids`` in that order."""
+        return self.table.iloc[self.rows_of(ids)].reset_index(drop=True)
+
+    def contains(self, ids: Sequence[str]) -> np.ndarray:
+        """Whether each of ``ids`` is in the catalogue (boolean array)."""
+        return pd.Index(list(ids), dtype=object).isin(self._row_of.index)
+
+    def skycoord(self, ids: Sequence[str] | None = None):
+        """Sky positions as an astropy ``SkyCoord`` (ICRS); NaN where a row has no position."""
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        rows = self.table if ids is None else self.rows(ids)
+        if "ra" not in rows or "dec" not in rows:
+            raise DataError("this catalogue has no ra/dec columns")
+        return SkyCoord(ra=rows["ra"].to_numpy() * u.deg, dec=rows["dec"].to_numpy() * u.deg, frame="icrs")
+
+    def modalities(self) -> dict[str, int]:
+        """How many objects have each modality."""
+        out = {"image": int(self.table["image_set"].notna().sum()) if "image_set" in self.table else 0,
+               "lightcurve": int(self.table["has_lightcurve"].sum()) if "has_lightcurve" in self.table else 0}
+        return out
+
+    def cutouts(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cutouts of ``ids`` (all from one image set); see :meth:`cutout` for one object."""
+        rows = self.rows(ids)
+        sets = rows["image_set"].dropna().unique() if "image_set" in rows else []
+        if len(sets) == 0 or rows["image_set"].isna().any():
+            first = rows.loc[rows.get("image_set", pd.Series(index=rows.index)).isna(), "id"]
+            raise DataError(f"object {first.iloc[0] if len(first) else ids[0]!r} has no cutout")
+        return {name: self.images[name].get(rows.loc[rows.image_set == name, "id"].tolist()) for name in sets}
+
+    def cutout(self, object_id: str) -> np.ndarray:
+        """One object's cutout, float32 ``(bands, H, W)``."""
+        row = self.rows([object_id]).iloc[0]
+        name = row.get("image_set")
+        if not isinstance(name, str):
+            raise DataError(f"object {object_id!r} has no cutout")
+        return self.images[name].get([object_id])[0]
+
+    def lightcurve(self, object_id: str) -> pd.DataFrame:
+        """One object's light curve (long form)."""
+        if self.lightcurves is None:
+            raise DataError(f"object {object_id!r} has no light curve (the workspace has none)")
+        return self.lightcurves.get(object_id)
