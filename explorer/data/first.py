@@ -22,8 +22,9 @@ CLASSES = ("FRI", "FRII", "Compact", "Bent")
 SPLITS = ("train", "valid", "test")
 INSTALL_HINT = "install it with: pip install --no-deps firstgalaxydata==0.2.1"
 CITATION = (
-    "Griese, F., Kummer, J., Connor, P. L. S., Brüggen, M., Rustige, L. (2023), "
-    "'Radio galaxy classification datasets with FIRST', Data in Brief 47, 108974, doi:10.1016/j.dib.2023.108974"
+    "Griese F. et al., Radio Galaxy Dataset (firstgalaxydata), doi:10.5281/zenodo.7120632 (MIT licence); "
+    "images: FIRST survey, Becker, White & Helfand 1995, ApJ 450, 559 (scholarly, educational and private "
+    "non-commercial use)"
 )
 
 

@@ -112,6 +112,11 @@ class ImageStore(_IdLookup):
         """``(bands, H, W)`` of every cutout in the set."""
         return tuple(self._array.shape[1:])
 
+    @property
+    def array(self) -> np.ndarray:
+        """The whole set as a read-only memory-mapped ``(N, bands, H, W)`` array (nothing is loaded)."""
+        return self._array
+
     def get_rows(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")  # sorted reads are kinder to the page cache
