@@ -1,0 +1,78 @@
+"""embed -> map -> score on a workspace, through the Python API and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from explorer.models.embed import embed_workspace
+from explorer.workspace import Workspace
+from tests.conftest import run_cli
+
+
+def test_embed_saves_unit_vectors_for_every_object_with_provenance(blob_workspace):
+    ws = blob_workspace
+    version = embed_workspace(ws, progress=False)
+    emb = ws.embeddings(version)
+    assert sorted(emb.ids) == sorted(ws.catalog.ids)
+    assert emb.vectors.shape == (64, 16)
+    np.testing.assert_allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, rtol=1e-5)
+    meta = ws.versions("embeddings")[version]
+    assert meta["models"]["image:blobs"]["name"] == "image-blobs"
+    assert meta["catalog"] == ws.manifest["catalog"]
+
+
+def test_embeddings_group_like_objects(blob_workspace):
+    """Even a one-epoch encoder puts compact sources nearer each other than to double-lobed ones."""
+    ws = blob_workspace
+    emb = ws.embeddings(embed_workspace(ws, progress=False))
+    classes = ws.catalog.rows(emb.ids)["class"].to_numpy()
+    sim = emb.vectors @ emb.vectors.T
+    np.fill_diagonal(sim, -np.inf)
+    nearest = sim.argmax(axis=1)
+    assert (classes[nearest] == classes).mean() > 0.8
+
+
+@pytest.mark.slow
+def test_dask_localcluster_gives_the_same_vectors(blob_workspace):
+    ws = blob_workspace
+    a = ws.embeddings(embed_workspace(ws, progress=False))
+    b = ws.embeddings(embed_workspace(ws, scheduler="local:2", progress=False))
+    assert list(a.ids) == list(b.ids)
+    np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_cli_embed_map_score_select_similar(blob_workspace):
+    ws = blob_workspace
+    for args in (["embed", ws.path], ["map", ws.path, "--method", "pca"], ["score", ws.path]):
+        res = run_cli(*args)
+        assert res.returncode == 0, res.stderr
+    ws = Workspace.open(ws.path)
+    coords, meta = ws.map()
+    assert meta["embeddings"] == ws.current("embeddings")
+    x0, x1 = np.percentile(coords.x, [20, 80])
+    y0, y1 = np.percentile(coords.y, [20, 80])
+    poly = f"{x0},{y0} {x1},{y0} {x1},{y1} {x0},{y1}"
+    res = run_cli("select", ws.path, "--polygon", poly, "--json", "--save", "middle")
+    assert res.returncode == 0, res.stderr
+    got = set(json.loads(res.stdout)["ids"])
+    inside = coords[(coords.x > x0) & (coords.x < x1) & (coords.y > y0) & (coords.y < y1)]
+    assert got == set(inside.id)
+    res = run_cli("similar", ws.path, "src000", "-k", "5", "--json")
+    assert res.returncode == 0, res.stderr
+    hits = json.loads(res.stdout)["results"]
+    assert len(hits) == 5 and "src000" not in [h["id"] for h in hits]
+    info = json.loads(run_cli("info", ws.path, "--json").stdout)
+    assert set(info["current"]) == {"embeddings", "maps", "scores"}
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(blob_workspace, tmp_path):
+    res = run_cli("map", blob_workspace.path)
+    assert res.returncode == 2 and "no embeddings yet" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("info", tmp_path / "nowhere")
+    assert res.returncode == 2 and "not a workspace" in res.stderr
+    res = run_cli("select", blob_workspace.path, "--polygon", "1,2 3")
+    assert res.returncode == 2
