@@ -20,7 +20,7 @@ def describe(ws: Workspace) -> dict:
             entry = {"objects": len(group), "image": int(gi.sum()), "lightcurve": int(gl.sum()),
                      "both": int((gi & gl).sum())}
             if "class" in group:
-                entry["classes"] = {str(k): int(v) for k, v in group["class"].value_counts().items()}
+                entry["classes"] = {str(k): int(v) for k, v in group["class"].value_counts().items() if v > 0}
             if "is_oddity" in group:
                 entry["oddities"] = int(group["is_oddity"].fillna(False).astype(bool).sum())
             sources[str(name)] = entry

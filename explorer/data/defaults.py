@@ -54,7 +54,11 @@ def add_simulated(ws: Workspace, n: int, seed: int = 0, on_demand: bool | None =
     table["survey"] = "simulated"
     img_params = params[params["has_image"].to_numpy()].reset_index(drop=True)
     images = None
-    if len(img_params) and not on_demand:
+    if len(img_params) and on_demand:
+        from explorer.data.simulated_store import OnDemandImages
+
+        images = OnDemandImages(img_params, seed, 64, simulate.IMAGE_BANDS)
+    elif len(img_params):
         size = 64
 
         def read(a: int, b: int) -> np.ndarray:
@@ -67,10 +71,6 @@ def add_simulated(ws: Workspace, n: int, seed: int = 0, on_demand: bool | None =
     provenance = {"simulator": "explorer.data.simulate", "seed": seed, "start": start, "n": n}
     added = add_objects(ws, table, source=SIM_SOURCE, images=images, lightcurves=lightcurves,
                         image_set=SIM_IMAGE_SET, provenance=provenance, progress=progress)
-    if on_demand and len(img_params):
-        from explorer.data.simulated_store import add_on_demand_image_set
-
-        add_on_demand_image_set(ws, img_params, seed=seed)
     return added
 
 

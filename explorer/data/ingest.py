@@ -32,8 +32,8 @@ def add_objects(ws: Workspace, table: pd.DataFrame, *, source: str, images: Imag
         Normalised catalogue rows (``id`` first; see :func:`explorer.data.catalog.normalise_catalog`).
     source : str
         Where they came from (a name recorded in the manifest and in the ``source`` column).
-    images : ImageInput, optional
-        Cutouts whose ``ids`` are all in ``table``.
+    images : ImageInput or OnDemandImages, optional
+        Cutouts whose ``ids`` are all in ``table`` (pixels to store, or parameters to render them from).
     lightcurves : DataFrame, optional
         Long-form light curves whose ids are all in ``table``.
     skip_bad : bool
@@ -52,7 +52,8 @@ def add_objects(ws: Workspace, table: pd.DataFrame, *, source: str, images: Imag
         raise DataError(f"{source}: object {table['id'][clash].iloc[0]!r} is already in the workspace "
                         f"({int(clash.sum())} ids clash); give the new objects other ids")
     ids = pd.Index(table["id"])
-    image_rows = _match_ids(images, table, source, skip_bad) if images is not None else None
+    on_demand = images is not None and hasattr(images, "write_set")
+    image_rows = _match_ids(images, table, source, skip_bad) if images is not None and not on_demand else None
     lc = lightcurves
     if lc is not None:
         stray = ~lc["id"].isin(ids)
@@ -77,6 +78,13 @@ def add_objects(ws: Workspace, table: pd.DataFrame, *, source: str, images: Imag
                 manifest["_moves"].append(["imgset", f"images/{name}"])
                 table.loc[table["id"].isin(image_ids), "image_set"] = name
                 added["image"], added["image_set"] = len(image_ids), name
+        if on_demand:
+            name = safe_name(_unique(image_set or source, manifest["image_sets"]), "image set")
+            images.write_set(staging / "imgset", name)
+            manifest["image_sets"][name] = f"images/{name}"
+            manifest["_moves"].append(["imgset", f"images/{name}"])
+            table.loc[table["id"].isin(images.ids), "image_set"] = name
+            added["image"], added["image_set"] = len(images.ids), name
         if "image_set" not in table:
             table["image_set"] = pd.Series([None] * len(table), dtype=object)
         table["has_lightcurve"] = table["id"].isin(lc_ids)

@@ -127,18 +127,23 @@ def run_jobs(ws: Workspace, jobs: list[Job], scheduler: str | None = None, devic
 
 
 def joint_space(ws: Workspace, jobs: list[Job], vectors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """One vector per object: a block per encoder, zeros where missing, re-normalised (see module docstring)."""
+    """One vector per object: a block per encoder, zeros where missing, re-normalised (see module docstring).
+
+    Image sets embedded by the same checkpoint share one block, so their objects stay comparable.
+    """
     ids = ws.catalog.ids
     row = {oid: i for i, oid in enumerate(ids)}
-    widths = [vectors[j.key].shape[1] for j in jobs]
-    joint = np.zeros((len(ids), sum(widths)), np.float32)
+    blocks: dict[str, int] = {}
+    for job in jobs:
+        blocks.setdefault(str(job.checkpoint.path), vectors[job.key].shape[1])
+    offsets = dict(zip(blocks, np.cumsum([0, *blocks.values()])[:-1], strict=True))
+    joint = np.zeros((len(ids), sum(blocks.values())), np.float32)
     has = np.zeros(len(ids), bool)
-    col = 0
-    for job, w in zip(jobs, widths, strict=True):
+    for job in jobs:
+        col, w = int(offsets[str(job.checkpoint.path)]), vectors[job.key].shape[1]
         rows = np.fromiter((row[i] for i in job.ids), dtype=np.int64, count=len(job.ids))
         joint[rows, col : col + w] = vectors[job.key]
         has[rows] = True
-        col += w
     return ids[has], l2_normalise(joint[has])
 
 
