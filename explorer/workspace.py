@@ -120,7 +120,7 @@ class Workspace:
             manifest = json.loads(mpath.read_text())
         except (OSError, ValueError) as err:
             raise WorkspaceError(f"{mpath}: unreadable manifest ({err}); the workspace is damaged") from err
-        if manifest.get("format") != FORMAT:
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise WorkspaceError(f"{mpath}: not an astro-embedding-explorer manifest")
         if manifest.get("format_version", 0) > FORMAT_VERSION:
             raise WorkspaceError(f"{mpath}: written by a newer explorer (format {manifest['format_version']}); "
@@ -287,8 +287,15 @@ class Workspace:
         if space not in meta.get("spaces", {}):
             raise WorkspaceError(f"embeddings {meta['version']} have no space {space!r}; "
                                  f"have {sorted(meta.get('spaces', {}))}")
-        ids = pd.read_parquet(folder / f"{space}.ids.parquet")["id"].to_numpy(dtype=object)
-        vectors = np.load(folder / f"{space}.npy", mmap_mode="r" if mmap else None)
+        try:
+            ids = pd.read_parquet(folder / f"{space}.ids.parquet")["id"].to_numpy(dtype=object)
+            vectors = np.load(folder / f"{space}.npy", mmap_mode="r" if mmap else None)
+        except (OSError, ValueError) as err:
+            raise WorkspaceError(f"{folder / space}.npy: embeddings unreadable ({err}); re-run "
+                                 "`explorer embed` to make a new version") from err
+        if vectors.ndim != 2 or len(vectors) != len(ids):
+            raise WorkspaceError(f"{folder / space}.npy: {vectors.shape} vectors for {len(ids)} ids; re-run "
+                                 "`explorer embed`")
         return Embeddings(meta["version"], space, ids, vectors, meta)
 
     def map(self, version: str | None = None) -> tuple[pd.DataFrame, dict]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from explorer.workspace import Workspace
@@ -56,11 +59,25 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_info)
 
 
+@contextlib.contextmanager
+def new_workspace_or_existing(path: Path) -> Iterator[Workspace]:
+    """Open the workspace at ``path``, or create it; a workspace created here is removed again on failure."""
+    existed = path.exists()
+    ws = Workspace.open_or_create(path)
+    created = not existed
+    try:
+        yield ws
+    except BaseException:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def cmd_simulate(args) -> int:
     from explorer.data.defaults import add_simulated
 
-    ws = Workspace.open_or_create(args.workspace)
-    added = add_simulated(ws, args.n, seed=args.seed, on_demand=args.on_demand or None)
+    with new_workspace_or_existing(args.workspace) as ws:
+        added = add_simulated(ws, args.n, seed=args.seed, on_demand=args.on_demand or None)
     print(f"added {added['objects']} simulated objects to {ws.path} "
           f"({added['image']} with cutouts, {added['lightcurve']} with light curves)")
     return 0
@@ -69,11 +86,11 @@ def cmd_simulate(args) -> int:
 def cmd_ingest(args) -> int:
     from explorer.data.ingest import ingest_files
 
-    ws = Workspace.open_or_create(args.workspace)
-    added = ingest_files(ws, args.catalog, images=args.images, image_format=args.image_format,
-                         lightcurves=args.lightcurves, lightcurve_format=args.lightcurve_format,
-                         id_column=args.id_column, catalog_format=args.catalog_format, image_set=args.image_set,
-                         skip_bad=args.skip_bad)
+    with new_workspace_or_existing(args.workspace) as ws:
+        added = ingest_files(ws, args.catalog, images=args.images, image_format=args.image_format,
+                             lightcurves=args.lightcurves, lightcurve_format=args.lightcurve_format,
+                             id_column=args.id_column, catalog_format=args.catalog_format,
+                             image_set=args.image_set, skip_bad=args.skip_bad)
     print(f"added {added['objects']} objects to {ws.path} ({added['image']} with cutouts, "
           f"{added['lightcurve']} with light curves)")
     return 0

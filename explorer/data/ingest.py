@@ -178,7 +178,7 @@ def _write_images(folder: Path, images: ImageInput, rows: np.ndarray, name: str,
                             "one image set holds one shape")
         nan_only = np.isnan(block).all(axis=(1, 2, 3))
         if nan_only.any():
-            msg = (f"{images.source}: cutout of {ids[sel][nan_only][0]!r} is all NaN "
+            msg = (f"{images.source}: cutout of {ids[sel][nan_only][0]!r} has no finite pixel (all NaN/inf) "
                    f"({int(nan_only.sum())} in this chunk)")
             if not skip_bad:
                 raise DataError(msg + "; remove the object or pass --skip-bad")
@@ -219,8 +219,16 @@ def ingest_files(ws: Workspace, catalog: str | Path, *, images: str | Path | Non
                         "(or a catalogue with a file_loc column)")
     provenance = {"catalog": str(catalog), "images": str(images) if images else None,
                   "lightcurves": str(lightcurves) if lightcurves else None}
-    return add_objects(ws, table, source=image_set or Path(catalog).stem, images=image_input, lightcurves=lc,
+    return add_objects(ws, table, source=image_set or name_from(Path(catalog).stem), images=image_input, lightcurves=lc,
                        image_set=image_set, skip_bad=skip_bad, provenance=provenance, progress=progress)
+
+
+def name_from(stem: str) -> str:
+    """A safe image-set / source name made from a file name: other characters become ``_``."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:64] or "images"
+    return name if name[0].isalnum() else f"x{name}"[:64]
 
 
 def _probe_path(images: str | Path) -> Path:

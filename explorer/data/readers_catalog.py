@@ -42,7 +42,9 @@ def _read_pandas(path: Path, reader) -> pd.DataFrame:
         return reader(path)
     except FileNotFoundError as err:
         raise DataError(f"{path}: no such file") from err
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); re-save the file as UTF-8") from err
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise DataError(f"{path}: cannot read ({type(err).__name__}: {err}); check the file is complete") from err
 
 

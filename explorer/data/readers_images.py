@@ -99,6 +99,9 @@ def _fits_data(path: Path, memmap: bool = False):
             hdul.close()
     except DataError:
         raise
+    except KeyError as err:  # astropy's lookup of an invalid BITPIX code
+        raise DataError(f"{path}: invalid FITS header (BITPIX/keyword {err}); valid BITPIX values are "
+                        "8, 16, 32, 64, -32, -64; re-write the file") from err
     except Exception as err:  # astropy raises OSError, ValueError, TypeError, IndexError... for damaged files
         raise DataError(f"{path}: unreadable FITS ({type(err).__name__}: {err}); "
                         "re-download or re-write the file") from err
@@ -211,11 +214,14 @@ def read_hdf5(path, dataset: str | None = None, bands: Sequence[str] | None = No
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: unreadable HDF5 ({err})") from err
     arrays = {k: v for k, v in f.items() if isinstance(v, h5py.Dataset) and v.ndim in (3, 4)}
+    if not arrays:
+        found = {k: getattr(v, "shape", "group") for k, v in f.items()}
+        raise DataError(f"{path}: no 3-D (N×H×W) or 4-D (N×B×H×W) dataset of cutouts; found {found}")
     name = dataset or next((k for k in ("images", "cutouts", "data", "x") if k in arrays), None)
     if name is None:
         if len(arrays) != 1:
             raise DataError(f"{path}: cannot tell which dataset holds the cutouts (found {sorted(arrays)}); "
-                            "name one with --image-dataset")
+                            "name it 'images' (and the ids 'ids')")
         name = next(iter(arrays))
     if name not in arrays:
         raise DataError(f"{path}: no 3-D/4-D dataset {name!r}; found {sorted(arrays)}")

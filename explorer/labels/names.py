@@ -43,19 +43,19 @@ def normalise_label(name: str) -> str:
         return name.value
     if not isinstance(name, str):
         raise DataError(
-            f"label {name!r} is a {type(name).__name__}, not a class name; pass a string such as 'anomaly'"
+            f"label {_short(name)} is a {type(name).__name__}, not a class name; pass a string such as 'anomaly'"
         )
     text = str.__str__(name).strip()
     if text.lower() in BUILTIN_LABELS:
         return text.lower()
     if not 1 <= len(text) <= MAX_LABEL_LENGTH:
         raise DataError(
-            f"label {name!r} has {len(text)} characters after stripping; a class name has 1 to "
+            f"label {_short(name)} has {len(text)} characters after stripping; a class name has 1 to "
             f"{MAX_LABEL_LENGTH}, e.g. 'anomaly' or 'merger'"
         )
     if not text.isprintable():
         raise DataError(
-            f"label {name!r} contains control or non-printable characters; use letters, digits, "
+            f"label {_short(name)} contains control or non-printable characters; use letters, digits, "
             "spaces and punctuation only"
         )
     return text
@@ -81,7 +81,7 @@ def check_ids(ids: Iterable[str] | str, *, allow_empty: bool = False) -> list[st
     for item in items:
         if not isinstance(item, str) or not item or "\x00" in item:
             raise DataError(
-                f"object id {item!r} is not a non-empty string without NUL characters; object ids are "
+                f"object id {_short(item)} is not a non-empty string without NUL characters; object ids are "
                 "strings (convert numeric ids with str())"
             )
         text = item if type(item) is str else str.__str__(item)
@@ -102,11 +102,11 @@ def check_ids(ids: Iterable[str] | str, *, allow_empty: bool = False) -> list[st
 def check_user(user: str) -> str:
     """Return the stripped user name, or raise :class:`DataError` if it is empty or not printable."""
     if not isinstance(user, str) or not user.strip():
-        raise DataError(f"user {user!r} is not a name; pass who is labelling, e.g. user='alice'")
+        raise DataError(f"user {_short(user)} is not a name; pass who is labelling, e.g. user='alice'")
     text = str.__str__(user).strip()
     if len(text) > MAX_USER_LENGTH or not text.isprintable():
         raise DataError(
-            f"user {user!r} must be at most {MAX_USER_LENGTH} printable characters; pass a short name"
+            f"user {_short(user)} must be at most {MAX_USER_LENGTH} printable characters; pass a short name"
         )
     return text
 
@@ -118,3 +118,9 @@ def check_optional_text(value: str | None, what: str) -> str | None:
     if not isinstance(value, str):
         raise DataError(f"{what} {value!r} is a {type(value).__name__}; pass a string or None")
     return str.__str__(value)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr`` of a value, cut to ``limit`` characters so an error message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"

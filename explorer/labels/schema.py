@@ -113,9 +113,17 @@ def connect(file: Path, timeout: float) -> sqlite3.Connection:
     a power loss, not only a killed process (NORMAL would survive SIGKILL but may lose the last commits
     on power loss). ``fullfsync`` makes macOS flush the drive cache too; it is ignored elsewhere.
     """
+    existed = {p: p.exists() for p in (Path(f"{file}-wal"), Path(f"{file}-shm"))}
     conn = sqlite3.connect(file, timeout=timeout, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA fullfsync=ON")
+    try:
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA fullfsync=ON")
+    except sqlite3.Error:
+        conn.close()  # and remove the side files this failed attempt made, so a damaged store stays as it was
+        for side, was_there in existed.items():
+            if not was_there:
+                side.unlink(missing_ok=True)
+        raise
     return conn
 
 

@@ -107,9 +107,8 @@ def run_jobs(ws: Workspace, jobs: list[Job], scheduler: str | None = None, devic
     if scheduler is None:
         out = {}
         for job in jobs:
-            parts = _partitions(job.ids)
-            vecs = [embed_partition(str(ws.path), job, p, device)
-                    for p in tqdm(parts, desc=f"embed {job.key}", unit="part", disable=not progress)]
+            with tqdm(_partitions(job.ids), desc=f"embed {job.key}", unit="part", disable=not progress) as bar:
+                vecs = [embed_partition(str(ws.path), job, p, device) for p in bar]
             out[job.key] = np.concatenate(vecs)
         return out
     from explorer.scale import dask_client
@@ -119,9 +118,8 @@ def run_jobs(ws: Workspace, jobs: list[Job], scheduler: str | None = None, devic
                              for p in _partitions(job.ids)] for job in jobs}
         out = {}
         for job in jobs:
-            parts = []
-            for fut in tqdm(futures[job.key], desc=f"embed {job.key} (dask)", unit="part", disable=not progress):
-                parts.append(fut.result())
+            with tqdm(futures[job.key], desc=f"embed {job.key} (dask)", unit="part", disable=not progress) as bar:
+                parts = [fut.result() for fut in bar]
             out[job.key] = np.concatenate(parts)
         return out
 

@@ -95,7 +95,8 @@ def resolve_named(ws: Workspace, name: str, modality: str) -> CheckpointRef:
         if (candidate / "config.json").exists():
             ref = read_ref(candidate)
             if ref.modality != modality:
-                continue
+                raise ModelError(f"{candidate}: holds a {ref.modality} encoder, not a {modality} one; pass it with "
+                                 f"{'--lightcurve-model' if ref.modality == 'lightcurve' else '--model'}")
             return ref
     names = [r.name for r in available_checkpoints(ws) if r.modality == modality]
     raise ModelError(f"no {modality} checkpoint {name!r}; available: {', '.join(names) or 'none'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,22 @@ def read_vectors(path: Path, id_column: str = "id") -> tuple[np.ndarray, np.ndar
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "ids" not in z or "vectors" not in z:
-                raise DataError(f"{path}: an .npz of vectors needs arrays 'ids' and 'vectors' (has {list(z)})")
-            ids, X = z["ids"].astype(str), z["vectors"]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "ids" not in z or "vectors" not in z:
+                    raise DataError(f"{path}: an .npz of vectors needs arrays 'ids' and 'vectors' (has {list(z)})")
+                ids, X = z["ids"].astype(str), z["vectors"]
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+            raise DataError(f"{path}: unreadable .npz ({err}); save ids as a string array (not objects) with "
+                            "numpy.savez(path, ids=ids.astype(str), vectors=X)") from err
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
-        with h5py.File(path, "r") as f:
+        try:
+            f = h5py.File(path, "r")
+        except OSError as err:
+            raise DataError(f"{path}: not a readable HDF5 file ({err})") from err
+        with f:
             key = next((k for k in ("vectors", "embeddings", "X") if k in f), None)
             if key is None or "ids" not in f:
                 raise DataError(f"{path}: HDF5 vectors need datasets 'ids' and 'vectors' (has {list(f)})")
