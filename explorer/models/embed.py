@@ -23,7 +23,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from explorer.models.base import l2_normalise
-from explorer.models.registry import CheckpointRef, choose_image_checkpoint, choose_lightcurve_checkpoint, load_encoder
+from explorer.models.registry import (
+    CheckpointRef,
+    choose_image_checkpoint,
+    choose_lightcurve_checkpoint,
+    load_encoder,
+)
 from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
