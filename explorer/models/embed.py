@@ -33,7 +33,7 @@ from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
 BATCH = 256
-PARTITION_BATCHES = 16
+PARTITION_BATCHES = 4
 
 
 @dataclass(frozen=True)
