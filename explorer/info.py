@@ -21,7 +21,7 @@ def describe(ws: Workspace) -> dict:
                      "both": int((gi & gl).sum())}
             if "class" in group:
                 entry["classes"] = {str(k): int(v) for k, v in group["class"].value_counts().items() if v > 0}
-            if "is_oddity" in group:
+            if "is_oddity" in group and group["is_oddity"].notna().any():
                 entry["oddities"] = int(group["is_oddity"].fillna(False).astype(bool).sum())
             sources[str(name)] = entry
     image_sets = {name: {"objects": len(store), "shape": list(store.shape), "bands": list(store.bands)}
@@ -69,9 +69,11 @@ def format_info(info: dict) -> str:
     for kind, versions in info["products"].items():
         current = info["current"].get(kind)
         for v, meta in versions.items():
-            src = {k: meta[k] for k in ("method", "model", "models", "embeddings", "space") if k in meta}
+            parts = [meta[k] for k in ("method", "embeddings") if k in meta]
+            if "models" in meta:
+                parts.append("models " + ", ".join(f"{key}={m.get('name')}" for key, m in meta["models"].items()))
             mark = "*" if v == current else " "
-            lines.append(f"  {mark} {kind[:-1] if kind.endswith('s') else kind} {v} ({meta['created']}) from {src}")
+            lines.append(f"  {mark} {kind} {v} ({meta['created']}): {'; '.join(map(str, parts))}")
     if not any(info["products"].values()):
         lines.append("  nothing computed yet: run `explorer embed`, `explorer map`, `explorer score`")
     if info["labels"]:
