@@ -138,6 +138,9 @@ def save_checkpoint(
             save_file(_plain_tensors(extra_tensors), tmp / EXTRA)
             meta["extra_sha256"] = _sha256(tmp / EXTRA)
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.chmod(0o755)  # mkdtemp makes 0700/0600: a checkpoint is meant to be shared and shipped
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         _swap_into_place(tmp, directory, keep)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
