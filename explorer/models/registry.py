@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def choose_image_checkpoint(ws: Workspace, image_set: str, n_bands: int, model: 
     if pick is None:
         raise ModelError(f"no image encoder for image set {image_set!r} ({n_bands} bands); train one with "
                          f"`explorer pretrain WS --modality image --image-set {image_set}`")
+    if not same_set:
+        warnings.warn(f"image set {image_set!r} has no encoder of its own; using {pick.name} (trained on "
+                      f"{pick.config.get('image_set', 'other data')}). For better embeddings run `explorer "
+                      f"pretrain WS --modality image --image-set {image_set}`", stacklevel=2)
     return pick
 
 

@@ -124,7 +124,7 @@ def _stray_image(folder):
 @pytest.mark.parametrize("damage,match", [
     (_corrupt_fits, "obj2.fits: .*(unreadable|truncated)"),
     (_mixed_shapes, "obj3.fits: image shape .* differs"),
-    (_nan_only, "'obj1' is all NaN"),
+    (_nan_only, "'obj1' has no finite pixel"),
     (_not_fits, "obj0.fits: unreadable FITS"),
     (_huge_header, "obj4.fits: .*(not a cutout|unreadable)"),
     (_stray_image, "'nobody' has no catalogue row"),
@@ -151,7 +151,7 @@ def test_bad_images_fail_cleanly_and_leave_the_workspace_alone(tmp_path, catalog
 def test_skip_bad_drops_unusable_objects_with_a_warning(tmp_path, catalog_csv, fits_folder):
     _nan_only(fits_folder)
     ws = Workspace.create(tmp_path / "ws")
-    with pytest.warns(UserWarning, match="all NaN"):
+    with pytest.warns(UserWarning, match="no finite pixel"):
         ingest_files(ws, catalog_csv, images=fits_folder, skip_bad=True, progress=False)
     assert "obj1" not in set(ws.catalog.ids) and len(ws.catalog) == 5
 
