@@ -1,67 +1,217 @@
-"""The engine applied to a workspace: make maps and scores from its embeddings; select and search on them."""
+"""The engine applied to a workspace: make maps and scores from its embeddings; select and search on them.
+
+Everything reads the embeddings through a memory map and the ids as compact arrays, so the same calls work at
+5k and at 10M objects; beyond a sample size, fitting happens on a seeded sample and the rest is placed or scored
+in partitions, in process or on Dask (:mod:`explorer.analysis.distributed`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from explorer.analysis.distributed import PART_ROWS
+from explorer.analysis.id_table import IdTable
 from explorer.errors import DataError
 from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
 UMAP_SAMPLE = 200_000
+SCORE_SAMPLE = 200_000
+#: Maps with more objects keep their ids compact in :func:`point_index`.
+COMPACT_FROM = 1_000_000
 
 
-def map_workspace(ws: Workspace, method: str = "umap", space: str = "joint", random_state: int = 42,
-                  n_neighbors: int = 15, min_dist: float = 0.1, progress: bool = True) -> str:
+def map_workspace(
+    ws: Workspace,
+    method: str = "umap",
+    space: str = "joint",
+    random_state: int = 42,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    progress: bool = True,
+    sample_size: int | None = None,
+    placement: str = "umap",
+    scheduler: str | None = None,
+    part_rows: int = PART_ROWS,
+) -> str:
     """Project the current embeddings to 2-D and save the map (made current); returns its version.
 
-    UMAP is fitted on at most ``UMAP_SAMPLE`` objects and places the rest with ``transform``.
+    Up to ``sample_size`` objects (default :data:`UMAP_SAMPLE` for UMAP; PCA fits on all) the map is fitted on
+    every object in this process. Beyond that, or with a ``scheduler``, it is fitted on a seeded sample and every
+    object is placed in partitions of ``part_rows`` (in process or on Dask), read from the memory-mapped vectors.
+
+    Parameters
+    ----------
+    placement : {"umap", "knn"}
+        How objects outside the fitted sample are placed: UMAP's ``transform`` (its own kNN initialisation plus
+        gradient refinement: ~0.3 ms per object per core) or :class:`~explorer.analysis.placement.KnnPlacer`
+        (the initialisation alone, with FAISS: ~100x faster; the choice at 10M objects). Their quality cost is
+        measured in ``benchmarks/RESULTS_scale.md``.
+    scheduler : str, optional
+        ``"local[:N]"`` or a Dask scheduler address: place the partitions on Dask workers.
     """
+    from explorer.analysis.distributed import place_partitions, sample_rows, take_rows
+    from explorer.analysis.index_store import embedding_files
     from explorer.analysis.projection import Projector
 
-    emb = ws.embeddings(space=space)
-    X = np.asarray(emb.vectors, dtype=np.float32)
-    sample = UMAP_SAMPLE if method == "umap" and len(X) > UMAP_SAMPLE else None
-    proj = Projector(method=method, n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state,
-                     sample_size=sample)
-    coords = proj.fit_transform(X) if sample is None else proj.fit(X).transform(X)
-    coords = np.asarray(coords, dtype=np.float32)
-    table = pd.DataFrame({"id": pd.array(list(emb.ids), dtype="string"), "x": coords[:, 0], "y": coords[:, 1]})
-    meta = {"method": method, "embeddings": emb.version, "space": space, "random_state": random_state,
-            "n_neighbors": n_neighbors, "min_dist": min_dist, "fit_sample": sample}
-    version = ws.save_product("maps", tables={"coords": table}, meta=meta)
-    log.info("saved map %s (%s of %s, %d objects)", version, method, emb.version, len(table))
-    return version
+    if placement not in ("umap", "knn"):
+        raise DataError(f"placement={placement!r}; use 'umap' (UMAP transform) or 'knn' (kNN interpolation)")
+    version, vec_path, ids_path, _ = embedding_files(ws, space)
+    X = np.load(vec_path, mmap_mode="r")
+    n = len(X)
+    if sample_size is None:
+        sample_size = UMAP_SAMPLE if method == "umap" else n
+    partitioned = scheduler is not None or n > sample_size
+    proj = Projector(
+        method=method,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        random_state=random_state,
+        progress=progress,
+    )
+    rows = sample_rows(n, sample_size if partitioned else None, random_state)
+    t0 = time.perf_counter()
+    coords_fit = proj.fit_transform(take_rows(X, rows))
+    seconds = {"fit": round(time.perf_counter() - t0, 1)}
+    if not partitioned:
+        coords = np.asarray(coords_fit, dtype=np.float32)
+    else:
+        t0 = time.perf_counter()
+        placer = proj
+        if placement == "knn" and method == "umap":
+            from explorer.analysis.placement import KnnPlacer
+
+            placer = KnnPlacer(n_neighbors=n_neighbors, random_state=random_state).fit(
+                take_rows(X, rows), coords_fit
+            )
+        coords = place_partitions(
+            placer, str(vec_path), n, scheduler=scheduler, rows=part_rows, progress=progress
+        )
+        coords[rows] = coords_fit
+        seconds["place"] = round(time.perf_counter() - t0, 1)
+    meta = {
+        "method": method,
+        "embeddings": version,
+        "space": space,
+        "random_state": random_state,
+        "n_neighbors": n_neighbors,
+        "min_dist": min_dist,
+        "fit_sample": int(len(rows)) if partitioned else None,
+        "placement": placement if partitioned else None,
+        "scheduler": scheduler or "in-process",
+        "seconds": seconds,
+        "arrays": {"xy": "float32 (n, 2) in the row order of coords.parquet"},
+    }
+    table = pd.DataFrame({"id": _id_column(ids_path), "x": coords[:, 0], "y": coords[:, 1]})
+    map_version = ws.save_product("maps", tables={"coords": table}, arrays={"xy": coords}, meta=meta)
+    log.info("saved map %s (%s of %s, %d objects)", map_version, method, version, n)
+    return map_version
 
 
-def score_workspace(ws: Workspace, method: str = "iforest", space: str = "joint", random_state: int = 0,
-                    progress: bool = True) -> str:
-    """Unsupervised anomaly scores (higher = more anomalous) of the current embeddings; returns the version."""
+def score_workspace(
+    ws: Workspace,
+    method: str = "iforest",
+    space: str = "joint",
+    random_state: int = 0,
+    progress: bool = True,
+    sample_size: int = SCORE_SAMPLE,
+    scheduler: str | None = None,
+    part_rows: int = PART_ROWS,
+) -> str:
+    """Unsupervised anomaly scores (higher = more anomalous) of the current embeddings; returns the version.
+
+    Up to ``sample_size`` objects and without a ``scheduler``, the scorer is fitted on every object and its
+    scores are saved as they are. Otherwise it is fitted on a seeded sample of ``sample_size`` objects (an
+    isolation forest looks at 256 points per tree anyway) and every object is scored in partitions of
+    ``part_rows``, in process or on Dask (``scheduler``: ``"local[:N]"`` or an address), with identical results.
+    """
     from explorer.analysis.anomaly import AnomalyScorer
+    from explorer.analysis.distributed import sample_rows, score_partitions, take_rows
+    from explorer.analysis.index_store import embedding_files
 
-    emb = ws.embeddings(space=space)
-    scorer = AnomalyScorer(method=method, random_state=random_state).fit(np.asarray(emb.vectors), emb.ids)
-    scores = np.asarray(scorer.score_samples(), dtype=np.float32)
-    table = pd.DataFrame({"id": pd.array(list(emb.ids), dtype="string"), "score": scores})
-    version = ws.save_product("scores", tables={"scores": table},
-                              meta={"method": method, "embeddings": emb.version, "space": space,
-                                    "direction": "higher = more anomalous"})
-    log.info("saved anomaly scores %s (%s)", version, method)
-    return version
+    version, vec_path, ids_path, _ = embedding_files(ws, space)
+    X = np.load(vec_path, mmap_mode="r")
+    n = len(X)
+    partitioned = scheduler is not None or n > sample_size
+    rows = sample_rows(n, sample_size, random_state)
+    ids = IdTable.read(ids_path)
+    t0 = time.perf_counter()
+    scorer = AnomalyScorer(method=method, random_state=random_state).fit(take_rows(X, rows), ids.take(rows))
+    seconds = {"fit": round(time.perf_counter() - t0, 1)}
+    t0 = time.perf_counter()
+    if partitioned:
+        scores = score_partitions(
+            scorer, str(vec_path), n, scheduler=scheduler, rows=part_rows, progress=progress
+        )
+    else:
+        scores = np.asarray(scorer.score_samples(), dtype=np.float32)
+    seconds["score"] = round(time.perf_counter() - t0, 1)
+    table = pd.DataFrame({"id": _id_column(ids_path), "score": scores})
+    score_version = ws.save_product(
+        "scores",
+        tables={"scores": table},
+        arrays={"score": scores},
+        meta={
+            "method": method,
+            "embeddings": version,
+            "space": space,
+            "direction": "higher = more anomalous",
+            "fit_sample": int(len(rows)) if len(rows) < n else None,
+            "scheduler": scheduler or "in-process",
+            "seconds": seconds,
+        },
+    )
+    log.info("saved anomaly scores %s (%s)", score_version, method)
+    return score_version
 
 
-def point_index(ws: Workspace, map_version: str | None = None):
-    """A :class:`~explorer.analysis.selection.PointIndex` over a map of the workspace."""
+def _id_column(ids_path) -> pd.Series:
+    """The ids of an embedding space as an Arrow-backed string column (no Python string per object)."""
+    import pyarrow.parquet as pq
+
+    return pd.Series(pq.read_table(ids_path, columns=["id"])["id"].combine_chunks(), dtype="str")
+
+
+def map_arrays(ws: Workspace, map_version: str | None = None) -> tuple[np.ndarray, IdTable, dict]:
+    """``(xy, ids, meta)`` of a map: ``(n, 2)`` float32 coordinates (memory-mapped when saved as ``xy.npy``)
+    and the compact ids, without building a DataFrame."""
+    folder, meta = ws.product_path("maps", map_version)
+    ids = IdTable.read(folder / "coords.parquet")
+    if (folder / "xy.npy").exists():
+        xy = np.load(folder / "xy.npy", mmap_mode="r")
+    else:
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(folder / "coords.parquet", columns=["x", "y"])
+        xy = np.column_stack([t["x"].to_numpy(), t["y"].to_numpy()]).astype(np.float32)
+    return xy, ids, meta
+
+
+def point_index(ws: Workspace, map_version: str | None = None, compact: bool | None = None):
+    """A :class:`~explorer.analysis.selection.PointIndex` over a map of the workspace.
+
+    ``compact`` (default: above :data:`COMPACT_FROM` objects) keeps the ids as fixed-width bytes (``S<w>``)
+    instead of one Python string per object; :func:`select` returns str ids either way.
+    """
     from explorer.analysis.selection import PointIndex
 
-    coords, meta = ws.map(map_version)
-    return PointIndex(coords["x"].to_numpy(), coords["y"].to_numpy(), coords["id"].to_numpy(dtype=object),
-                      map_version=meta["version"])
+    xy, ids, meta = map_arrays(ws, map_version)
+    compact = len(ids) > COMPACT_FROM if compact is None else compact
+    return PointIndex(
+        xy[:, 0], xy[:, 1], ids.codes if compact else ids.to_numpy(), map_version=meta["version"]
+    )
+
+
+def ids_at(index, rows: np.ndarray) -> np.ndarray:
+    """Str ids of ``rows`` of a :class:`PointIndex` (compact or not)."""
+    out = index.ids[np.asarray(rows, dtype=np.int64)]
+    return np.char.decode(out, "utf-8").astype(object) if out.dtype.kind == "S" else out
 
 
 def parse_polygon(text: str) -> np.ndarray:
@@ -81,7 +231,7 @@ def select(ws: Workspace, vertices: np.ndarray, save: str | None = None) -> np.n
 
     index = point_index(ws)
     selection = Selection.lasso(vertices, map_version=index.map_version)
-    ids = selection.resolve(index)
+    ids = ids_at(index, selection.resolve_rows(index))
     if save:
         save_selection(ws, save, selection, ids)
     return ids
@@ -108,15 +258,19 @@ def load_selection_ids(ws: Workspace, name: str, replay: bool = False) -> np.nda
     data = json.loads(path.read_text())
     if replay or "ids" not in data:
         selection = Selection.from_dict(data)
-        return selection.resolve(point_index(ws, selection.map_version))
+        index = point_index(ws, selection.map_version)
+        return ids_at(index, selection.resolve_rows(index))
     return np.asarray(data["ids"], dtype=object)
 
 
-def similar(ws: Workspace, positive: Sequence[str], negative: Sequence[str] = (), k: int = 20,
-            space: str = "joint") -> pd.DataFrame:
-    """The ``k`` objects most like ``positive`` and unlike ``negative`` (cosine on the current embeddings)."""
-    from explorer.analysis.neighbours import SimilarityIndex
+def similar(
+    ws: Workspace, positive: Sequence[str], negative: Sequence[str] = (), k: int = 20, space: str = "joint"
+) -> pd.DataFrame:
+    """The ``k`` objects most like ``positive`` and unlike ``negative`` (cosine on the current embeddings).
 
-    emb = ws.embeddings(space=space)
-    index = SimilarityIndex(metric="cosine").fit(np.asarray(emb.vectors), emb.ids)
-    return index.query(list(positive), list(negative), k=k)
+    Uses the FAISS index saved in the workspace (:mod:`explorer.analysis.index_store`; built and saved on first
+    use from :data:`~explorer.analysis.index_store.EXACT_BELOW` objects), else exact search.
+    """
+    from explorer.analysis.index_store import load_index
+
+    return load_index(ws, space=space).query(list(positive), list(negative), k=k)

@@ -101,7 +101,9 @@ def index_of(ids: Sequence[str]) -> np.ndarray:
     ok = (np.char.str_len(arr) == len(ID_PREFIX) + ID_DIGITS) & np.char.startswith(arr, ID_PREFIX)
     ok &= np.char.isdigit(tail)
     if not ok.all():
-        raise DataError(f"object {str(arr[~ok][0])!r} is not a simulated object (ids look like SIM0000000042)")
+        raise DataError(
+            f"object {str(arr[~ok][0])!r} is not a simulated object (ids look like SIM0000000042)"
+        )
     return tail.astype(np.int64)
 
 
@@ -136,11 +138,17 @@ class IndexedSet:
             self._ids = ids_of(np.asarray(self.index))
         return self._ids
 
+    def ids_at(self, rows: np.ndarray) -> np.ndarray:
+        """Ids of ``rows`` (without building every id)."""
+        return ids_of(np.asarray(self.index)[np.asarray(rows, dtype=np.int64)])
+
     def rows_of(self, ids: Sequence[str]) -> np.ndarray:
         """Row numbers of ``ids`` (binary search on the index); :class:`DataError` naming the first unknown id."""
         want = index_of(ids)
         rows = np.searchsorted(self.index, want)
-        found = (rows < len(self.index)) & (np.asarray(self.index)[np.minimum(rows, len(self.index) - 1)] == want)
+        found = (rows < len(self.index)) & (
+            np.asarray(self.index)[np.minimum(rows, len(self.index) - 1)] == want
+        )
         if not found.all():
             bad = np.asarray(ids if not isinstance(ids, str) else [ids])[~found][0]
             raise DataError(f"object {bad!r} has no {self.what} in simulated set {self.name!r}")
@@ -161,7 +169,9 @@ class IndexedSet:
             raise DataError("simulated set: object indices must be strictly increasing")
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / INDEX_FILE, index)
-        (folder / META_FILE).write_text(json.dumps({**meta, "format": FORMAT, "n": int(index.size)}, indent=2))
+        (folder / META_FILE).write_text(
+            json.dumps({**meta, "format": FORMAT, "n": int(index.size)}, indent=2)
+        )
 
 
 def regenerable(params: pd.DataFrame, seed: int, oddity_rate: float = 0.005, probe: int = 8) -> bool:

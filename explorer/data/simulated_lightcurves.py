@@ -50,7 +50,9 @@ class SimulatedLightCurveStore(IndexedSet):
         except DataError:
             return np.array([self._has_one(i) for i in arr])
         rows = np.searchsorted(self.index, want)
-        out[sim] = (rows < len(self.index)) & (np.asarray(self.index)[np.minimum(rows, len(self.index) - 1)] == want)
+        out[sim] = (rows < len(self.index)) & (
+            np.asarray(self.index)[np.minimum(rows, len(self.index) - 1)] == want
+        )
         return out
 
     def _has_one(self, oid) -> bool:
@@ -92,8 +94,10 @@ class SimulatedLightCurveStore(IndexedSet):
     def table(self) -> pd.DataFrame:
         """Every light curve, rendered now (refused above :data:`TABLE_LIMIT` objects: use :meth:`sample`)."""
         if len(self) > TABLE_LIMIT:
-            raise DataError(f"simulated light-curve set {self.name!r} has {len(self):,} objects; rendering all at "
-                            f"once would not fit in memory: take store.sample(n) (n <= {TABLE_LIMIT:,}) instead")
+            raise DataError(
+                f"simulated light-curve set {self.name!r} has {len(self):,} objects; rendering all at "
+                f"once would not fit in memory: take store.sample(n) (n <= {TABLE_LIMIT:,}) instead"
+            )
         return self.render_rows(np.arange(len(self)))
 
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
@@ -104,8 +108,15 @@ class SimulatedLightCurveStore(IndexedSet):
 
 
 def _empty() -> pd.DataFrame:
-    return pd.DataFrame({"id": pd.Series([], dtype=object), "time": np.empty(0), "mag": np.empty(0, np.float32),
-                         "err": np.empty(0, np.float32), "band": pd.Series([], dtype=object)})
+    return pd.DataFrame(
+        {
+            "id": pd.Series([], dtype=object),
+            "time": np.empty(0),
+            "mag": np.empty(0, np.float32),
+            "err": np.empty(0, np.float32),
+            "band": pd.Series([], dtype=object),
+        }
+    )
 
 
 class OnDemandLightCurves:
@@ -129,18 +140,31 @@ class OnDemandLightCurves:
     def write_set(self, folder: Path, name: str) -> None:
         """Write the set folder (indices only); :class:`DataError` if the rows do not regenerate from their ids."""
         if not regenerable(self.params, self.seed, self.oddity_rate):
-            raise DataError(f"light-curve set {name!r}: these parameters are not the simulated survey with seed "
-                            f"{self.seed}; store their rendered light curves instead")
-        write_lightcurve_set(folder, index_of(self.params["id"].to_numpy()), name, self.seed, self.oddity_rate)
+            raise DataError(
+                f"light-curve set {name!r}: these parameters are not the simulated survey with seed "
+                f"{self.seed}; store their rendered light curves instead"
+            )
+        write_lightcurve_set(
+            folder, index_of(self.params["id"].to_numpy()), name, self.seed, self.oddity_rate
+        )
 
 
 def write_lightcurve_set(folder: Path, index: np.ndarray, name: str, seed: int, oddity_rate: float) -> None:
     """Create an on-demand light-curve set folder for the simulated objects at global ``index``."""
     from explorer.data.simulate import LC_BANDS
 
-    IndexedSet.write(folder, index, {"name": name, "kind": "simulated", "seed": int(seed),
-                                     "oddity_rate": float(oddity_rate), "bands": list(LC_BANDS),
-                                     "provenance": {"simulator": "explorer.data.simulate"}})
+    IndexedSet.write(
+        folder,
+        index,
+        {
+            "name": name,
+            "kind": "simulated",
+            "seed": int(seed),
+            "oddity_rate": float(oddity_rate),
+            "bands": list(LC_BANDS),
+            "provenance": {"simulator": "explorer.data.simulate"},
+        },
+    )
 
 
 class LightCurveSources:
@@ -181,7 +205,9 @@ class LightCurveSources:
                 has = pd.Index(np.asarray(ids, dtype=object)[free]).isin(store.ids)
             owner[np.flatnonzero(free)[has]] = k
         if (owner < 0).any():
-            raise DataError(f"object {ids[int(np.flatnonzero(owner < 0)[0])]!r} has no light curve in this workspace")
+            raise DataError(
+                f"object {ids[int(np.flatnonzero(owner < 0)[0])]!r} has no light curve in this workspace"
+            )
         return owner
 
     def get(self, object_id: str) -> pd.DataFrame:

@@ -35,12 +35,30 @@ log = logging.getLogger(__name__)
 SIM_SOURCE = "simulated"
 PART_ROWS = 1 << 20
 #: Catalogue columns kept per simulated object (the ``p_*`` parameters are regenerated when rendering).
-CATALOG_COLUMNS = ("id", "ra", "dec", "class", "subclass", "is_oddity", "has_image", "has_lightcurve", "source",
-                   "survey", "image_set")
+CATALOG_COLUMNS = (
+    "id",
+    "ra",
+    "dec",
+    "class",
+    "subclass",
+    "is_oddity",
+    "has_image",
+    "has_lightcurve",
+    "source",
+    "survey",
+    "image_set",
+)
 
 
-def add_simulated_partitioned(ws: Workspace, n: int, seed: int = 0, oddity_rate: float = 0.005,
-                              part_rows: int = PART_ROWS, size: int = 64, progress: bool = True) -> dict:
+def add_simulated_partitioned(
+    ws: Workspace,
+    n: int,
+    seed: int = 0,
+    oddity_rate: float = 0.005,
+    part_rows: int = PART_ROWS,
+    size: int = 64,
+    progress: bool = True,
+) -> dict:
     """Add ``n`` simulated objects with on-demand cutouts and light curves, in partitions of ``part_rows``.
 
     Parameters
@@ -79,7 +97,9 @@ def add_simulated_partitioned(ws: Workspace, n: int, seed: int = 0, oddity_rate:
         k = _carry_over(old_path, cat_dir, schema)
         img_index, lc_index = [], []
         chunks = range(0, int(n), int(part_rows))
-        for a in tqdm(chunks, desc="simulate (partitions)", unit="part", disable=not progress or len(chunks) < 2):
+        for a in tqdm(
+            chunks, desc="simulate (partitions)", unit="part", disable=not progress or len(chunks) < 2
+        ):
             m = min(int(part_rows), int(n) - a)
             params = simulate.simulate_parameters(m, seed=seed, start=start + a, oddity_rate=oddity_rate)
             glob = np.arange(start + a, start + a + m, dtype=np.int64)
@@ -87,31 +107,63 @@ def add_simulated_partitioned(ws: Workspace, n: int, seed: int = 0, oddity_rate:
             lc_index.append(glob[params["has_lightcurve"].to_numpy()])
             table = _catalog_part(params, name)
             del params
-            pq.write_table(_conform(pa.Table.from_pandas(table, preserve_index=False), schema),
-                           cat_dir / f"part-{k:05d}.parquet")
+            pq.write_table(
+                _conform(pa.Table.from_pandas(table, preserve_index=False), schema),
+                cat_dir / f"part-{k:05d}.parquet",
+            )
             k += 1
         img_index = np.concatenate(img_index)
         lc_index = np.concatenate(lc_index)
-        meta = {"name": name, "kind": "simulated", "bands": list(simulate.IMAGE_BANDS), "seed": int(seed),
-                "oddity_rate": float(oddity_rate), "shape": [len(simulate.IMAGE_BANDS), size, size],
-                "provenance": {"simulator": "explorer.data.simulate", "start": start, "n": int(n)}}
+        meta = {
+            "name": name,
+            "kind": "simulated",
+            "bands": list(simulate.IMAGE_BANDS),
+            "seed": int(seed),
+            "oddity_rate": float(oddity_rate),
+            "shape": [len(simulate.IMAGE_BANDS), size, size],
+            "provenance": {"simulator": "explorer.data.simulate", "start": start, "n": int(n)},
+        }
         IndexedSet.write(staging / "imgset", img_index, meta)
         manifest["image_sets"][name] = f"images/{name}"
         write_lightcurve_set(staging / "lcset", lc_index, lc_name, seed, oddity_rate)
         lc_sets[lc_name] = f"lightcurves/{lc_name}"
         cat_name = ws._next_name("catalog-{:04d}", [manifest.get("catalog") or ""])
-        manifest["_moves"] += [["imgset", f"images/{name}"], ["lcset", f"lightcurves/{lc_name}"],
-                               ["catalog", cat_name]]
+        manifest["_moves"] += [
+            ["imgset", f"images/{name}"],
+            ["lcset", f"lightcurves/{lc_name}"],
+            ["catalog", cat_name],
+        ]
         manifest["catalog"] = cat_name
         manifest["n_objects"] = int(manifest.get("n_objects", 0)) + int(n)
-        added = {"source": SIM_SOURCE, "image": int(img_index.size), "lightcurve": int(lc_index.size),
-                 "image_set": name, "lightcurve_set": lc_name, "objects": int(n)}
-        manifest["sources"].append({**added, "provenance": {"simulator": "explorer.data.simulate", "seed": seed,
-                                                            "start": start, "n": int(n), "on_demand": True,
-                                                            "oddity_rate": float(oddity_rate)}})
+        added = {
+            "source": SIM_SOURCE,
+            "image": int(img_index.size),
+            "lightcurve": int(lc_index.size),
+            "image_set": name,
+            "lightcurve_set": lc_name,
+            "objects": int(n),
+        }
+        manifest["sources"].append(
+            {
+                **added,
+                "provenance": {
+                    "simulator": "explorer.data.simulate",
+                    "seed": seed,
+                    "start": start,
+                    "n": int(n),
+                    "on_demand": True,
+                    "oddity_rate": float(oddity_rate),
+                },
+            }
+        )
     if old_path is not None and old_path.exists():
         shutil.rmtree(old_path) if old_path.is_dir() else old_path.unlink()
-    log.info("added %d simulated objects (%d cutouts, %d light curves, on demand)", n, img_index.size, lc_index.size)
+    log.info(
+        "added %d simulated objects (%d cutouts, %d light curves, on demand)",
+        n,
+        img_index.size,
+        lc_index.size,
+    )
     return added
 
 
@@ -125,8 +177,9 @@ def _unique(name: str, taken) -> str:
 def _catalog_part(params: pd.DataFrame, image_set: str) -> pd.DataFrame:
     """The catalogue columns of one partition (categoricals stay categorical: 1 byte per object)."""
     n = len(params)
-    out = params[["id", "ra", "dec", "class", "subclass", "is_oddity", "has_image", "has_lightcurve",
-                  "source"]].copy()
+    out = params[
+        ["id", "ra", "dec", "class", "subclass", "is_oddity", "has_image", "has_lightcurve", "source"]
+    ].copy()
     out["survey"] = pd.Categorical.from_codes(np.zeros(n, np.int8), categories=["simulated"])
     codes = np.where(params["has_image"].to_numpy(), 0, -1).astype(np.int8)
     out["image_set"] = pd.Categorical.from_codes(codes, categories=[image_set])
@@ -201,8 +254,11 @@ def _carry_over(old_path: Path | None, folder: Path, schema: pa.Schema) -> int:
         else:
             table = pq.read_table(part)
             if "has_lightcurve" in table.column_names:
-                table = table.set_column(table.column_names.index("has_lightcurve"), "has_lightcurve",
-                                         pc.fill_null(table["has_lightcurve"], False))
+                table = table.set_column(
+                    table.column_names.index("has_lightcurve"),
+                    "has_lightcurve",
+                    pc.fill_null(table["has_lightcurve"], False),
+                )
             pq.write_table(_conform(table, schema), target)
         k += 1
     return k
@@ -220,5 +276,7 @@ def _check_no_clash(old_path: Path | None, start: int, n: int) -> None:
         index = index_of(sim.to_numpy(zero_copy_only=False))
         clash = (index >= start) & (index < start + n)
         if clash.any():
-            raise DataError(f"object SIM{int(index[clash][0]):010d} is already in the workspace; simulated ids "
-                            "continue the simulated sources' numbering, so another source used this id")
+            raise DataError(
+                f"object SIM{int(index[clash][0]):010d} is already in the workspace; simulated ids "
+                "continue the simulated sources' numbering, so another source used this id"
+            )

@@ -40,9 +40,18 @@ def _direction(seed: int, name: str, dim: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def synthetic_block(block: int, offset: int, classes: np.ndarray | None, subclasses: np.ndarray | None,
-                    oddity: np.ndarray | None, dim: int, seed: int, n_clusters: int = 20,
-                    outlier_rate: float = 1e-4, noise: float = 0.35) -> np.ndarray:
+def synthetic_block(
+    block: int,
+    offset: int,
+    classes: np.ndarray | None,
+    subclasses: np.ndarray | None,
+    oddity: np.ndarray | None,
+    dim: int,
+    seed: int,
+    n_clusters: int = 20,
+    outlier_rate: float = 1e-4,
+    noise: float = 0.35,
+) -> np.ndarray:
     """Unit vectors ``(m, dim)`` float32 of rows ``offset .. offset + m`` of block ``block``.
 
     The random numbers of a whole block are drawn from the block's own generator and sliced, so a row's vector
@@ -56,7 +65,9 @@ def synthetic_block(block: int, offset: int, classes: np.ndarray | None, subclas
     extra = rng.standard_normal(size=(BLOCK, dim), dtype=np.float32)[rows]
     lone = rng.uniform(size=BLOCK)[rows] < outlier_rate
     if classes is None:
-        labels = (np.arange(block * BLOCK + offset, block * BLOCK + offset + m) * 2654435761 % (2**32)) % n_clusters
+        labels = (
+            np.arange(block * BLOCK + offset, block * BLOCK + offset + m) * 2654435761 % (2**32)
+        ) % n_clusters
         classes = np.char.add("cluster", labels.astype(str))
     else:
         lone[:] = False
@@ -78,8 +89,14 @@ def synthetic_block(block: int, offset: int, classes: np.ndarray | None, subclas
     return X
 
 
-def add_synthetic_embeddings(ws: Workspace, dim: int = 64, seed: int = 0, dtype: str = "float16",
-                             space: str = "joint", progress: bool = True) -> str:
+def add_synthetic_embeddings(
+    ws: Workspace,
+    dim: int = 64,
+    seed: int = 0,
+    dtype: str = "float16",
+    space: str = "joint",
+    progress: bool = True,
+) -> str:
     """Save synthetic vectors for every catalogue object as a new embedding version (made current).
 
     Reads the catalogue one Parquet row group at a time (ids, ``class``, ``subclass``, ``is_oddity``) and writes
@@ -93,25 +110,40 @@ def add_synthetic_embeddings(ws: Workspace, dim: int = 64, seed: int = 0, dtype:
     cat_name = ws.manifest.get("catalog")
     if cat_name is None:
         raise WorkspaceError(f"{ws.path}: no catalogue yet; add objects first (`explorer simulate WS --n N`)")
-    files = sorted((ws.path / cat_name).glob("*.parquet")) if (ws.path / cat_name).is_dir() else [ws.path / cat_name]
+    files = (
+        sorted((ws.path / cat_name).glob("*.parquet"))
+        if (ws.path / cat_name).is_dir()
+        else [ws.path / cat_name]
+    )
     n = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     t0 = time.perf_counter()
     with ws.change() as (staging, manifest):
         version = ws._next_name("emb-{:04d}", set(manifest["products"]["embeddings"]))
         folder = staging / version
         folder.mkdir()
-        out = np.lib.format.open_memmap(folder / f"{space}.npy", mode="w+", dtype=np.dtype(dtype), shape=(n, dim))
+        out = np.lib.format.open_memmap(
+            folder / f"{space}.npy", mode="w+", dtype=np.dtype(dtype), shape=(n, dim)
+        )
         writer = pq.ParquetWriter(folder / f"{space}.ids.parquet", pa.schema([("id", pa.large_string())]))
         at = 0
-        with tqdm(total=n, desc="synthetic vectors", unit="obj", unit_scale=True, disable=not progress) as bar:
+        with tqdm(
+            total=n, desc="synthetic vectors", unit="obj", unit_scale=True, disable=not progress
+        ) as bar:
             for ids, classes, subs, odd in _catalog_blocks(files):
                 m = len(ids)
                 b0 = at // BLOCK
                 for b in range(b0, (at + m - 1) // BLOCK + 1):  # fixed blocks, whatever the file layout
                     lo, hi = max(b * BLOCK, at), min((b + 1) * BLOCK, at + m)
                     s = slice(lo - at, hi - at)
-                    X = synthetic_block(b, lo - b * BLOCK, None if classes is None else classes[s],
-                                        None if subs is None else subs[s], None if odd is None else odd[s], dim, seed)
+                    X = synthetic_block(
+                        b,
+                        lo - b * BLOCK,
+                        None if classes is None else classes[s],
+                        None if subs is None else subs[s],
+                        None if odd is None else odd[s],
+                        dim,
+                        seed,
+                    )
                     out[lo:hi] = X.astype(dtype)
                 writer.write_table(pa.table({"id": ids.cast(pa.large_string())}))
                 at += m
@@ -120,14 +152,19 @@ def add_synthetic_embeddings(ws: Workspace, dim: int = 64, seed: int = 0, dtype:
         out.flush()
         del out
         manifest["products"]["embeddings"][version] = {
-            "catalog": manifest["catalog"], "imported": "synthetic (explorer.data.synthetic_vectors)",
+            "catalog": manifest["catalog"],
+            "imported": "synthetic (explorer.data.synthetic_vectors)",
             "synthetic": {"dim": dim, "seed": seed, "dtype": dtype, "block": BLOCK},
             "models": {"synthetic": {"name": "synthetic-clusters"}},
-            "spaces": {space: {"n": int(n), "dim": int(dim)}}, "created": utc_now(),
-            "path": f"embeddings/{version}"}
+            "spaces": {space: {"n": int(n), "dim": int(dim)}},
+            "created": utc_now(),
+            "path": f"embeddings/{version}",
+        }
         manifest["current"]["embeddings"] = version
         manifest["_moves"].append([version, f"embeddings/{version}"])
-    log.info("saved synthetic embeddings %s (%d x %d %s, %.0f s)", version, n, dim, dtype, time.perf_counter() - t0)
+    log.info(
+        "saved synthetic embeddings %s (%d x %d %s, %.0f s)", version, n, dim, dtype, time.perf_counter() - t0
+    )
     return version
 
 
@@ -140,8 +177,12 @@ def _catalog_blocks(files):
         for g in range(pf.num_row_groups):
             t = pf.read_row_group(g, columns=cols)
             label = _labels(t, "class")
-            yield (t["id"].combine_chunks(), label, _labels(t, "subclass"),
-                   t["is_oddity"].to_numpy(zero_copy_only=False).astype(bool) if "is_oddity" in names else None)
+            yield (
+                t["id"].combine_chunks(),
+                label,
+                _labels(t, "subclass"),
+                t["is_oddity"].to_numpy(zero_copy_only=False).astype(bool) if "is_oddity" in names else None,
+            )
 
 
 def _labels(t: pa.Table, name: str) -> np.ndarray | None:
@@ -151,4 +192,3 @@ def _labels(t: pa.Table, name: str) -> np.ndarray | None:
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     return np.asarray(col.fill_null("").to_numpy(zero_copy_only=False), dtype=str)
-

@@ -1,0 +1,377 @@
+"""Workspace data every session of one process shares: catalogue, map, scores, embeddings, indexes, label store.
+
+Loaded once per process and workspace version (``pn.state.as_cached``), never per browser session, and never
+recomputed on a request: the app only reads what the pipeline saved. Anything missing (no map, no scores, no
+embeddings) is recorded as a note that tells the user which command makes it; the parts show that note instead
+of breaking.
+"""
+
+from __future__ import annotations
+
+import getpass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from explorer.data.catalog import Catalog
+from explorer.errors import ExplorerError
+from explorer.workspace import Embeddings, Workspace
+
+MAX_CATEGORIES = 24
+SCORE = "anomaly score"
+LABEL = "label"
+NONE = "density"
+UNLABELLED = "(unlabelled)"
+_SKIP_COLUMNS = {"id", "image_set", "file_loc", "file", "filename", "path"}
+
+
+@dataclass(frozen=True)
+class ColourSpec:
+    """How to colour the map by one column.
+
+    Attributes
+    ----------
+    name : str
+        The option shown to the user (a catalogue column, ``"label"``, ``"anomaly score"`` or ``"density"``).
+    kind : str
+        ``"count"`` (density only), ``"categorical"`` (legend) or ``"continuous"`` (colour bar).
+    categories : tuple of str
+        Category names in legend order (categorical only).
+    """
+
+    name: str
+    kind: str
+    categories: tuple[str, ...] = ()
+
+
+@dataclass
+class AppData:
+    """What the app reads from one workspace, aligned on the map's rows.
+
+    Attributes
+    ----------
+    ws : Workspace
+    catalog : Catalog
+    frame : DataFrame
+        One row per object on the map: ``id, x, y`` (empty when the workspace has no map).
+    rows : ndarray
+        Catalogue row of each ``frame`` row.
+    index : PointIndex or None
+        The selection index over ``frame`` (None without a map).
+    scores : ndarray or None
+        Anomaly score per ``frame`` row from the saved scores (higher = more anomalous), NaN where unscored.
+    embeddings : Embeddings or None
+    notes : dict
+        What is missing, by part (``"map"``, ``"scores"``, ``"embeddings"``), as a message with the fix.
+    """
+
+    ws: Workspace
+    catalog: Catalog
+    frame: pd.DataFrame
+    rows: np.ndarray
+    index: object | None
+    map_version: str | None
+    scores: np.ndarray | None
+    score_version: str | None
+    embeddings: Embeddings | None
+    notes: dict[str, str] = field(default_factory=dict)
+    _labels: object | None = None
+    _colour_cache: dict = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _row_of: pd.Index | None = None
+    _rows_memo: list = field(default_factory=list)
+    _catalog_index: pd.Index | None = None
+    _similarity: object | None = None
+    thumbnails: OrderedDict = field(default_factory=OrderedDict)
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def has_map(self) -> bool:
+        return self.index is not None and len(self.frame) > 0
+
+    @property
+    def embedding_version(self) -> str | None:
+        return None if self.embeddings is None else self.embeddings.version
+
+    def frame_rows(self, ids) -> np.ndarray:
+        """Rows of ``frame`` holding ``ids`` (ids not on the map are dropped).
+
+        The answer for the last few id arrays is remembered (by identity): one selection is looked up by several
+        parts (map layers, sky, gallery order) and at a million objects each lookup costs ~0.1 s.
+        """
+        if self._row_of is None:
+            self._row_of = pd.Index(self.frame["id"].to_numpy(dtype=object))
+        if isinstance(ids, np.ndarray) and ids.size > 64:
+            for arr, rows in self._rows_memo:
+                if arr is ids:
+                    return rows
+        arr = np.asarray(ids, dtype=object)
+        if arr.size == 0:
+            return np.empty(0, np.int64)
+        pos = self._row_of.get_indexer(arr)
+        rows = pos[pos >= 0].astype(np.int64)
+        if isinstance(ids, np.ndarray) and ids.size > 64:
+            self._rows_memo = [(ids, rows), *self._rows_memo[:3]]
+        return rows
+
+    def score_of(self, ids) -> np.ndarray:
+        """Saved anomaly score of each of ``ids`` (NaN where unknown)."""
+        out = np.full(len(ids), np.nan)
+        if self.scores is None or len(ids) == 0:
+            return out
+        if self._row_of is None:
+            self.frame_rows([])
+        pos = self._row_of.get_indexer(np.asarray(ids, dtype=object))
+        ok = pos >= 0
+        out[ok] = self.scores[pos[ok]]
+        return out
+
+    def row(self, object_id: str | None) -> pd.Series | None:
+        """One object's catalogue row, or None if the id is unknown (a hash lookup, no scan of the catalogue)."""
+        if object_id is None:
+            return None
+        if self._catalog_index is None:
+            self._catalog_index = pd.Index(self.catalog.table["id"].to_numpy(dtype=object))
+        try:
+            pos = self._catalog_index.get_loc(object_id)
+        except KeyError:
+            return None
+        return self.catalog.table.iloc[int(pos)]
+
+    def cutout(self, object_id: str) -> np.ndarray | None:
+        """One object's cutout ``(bands, H, W)``, or None if it has none."""
+        row = self.row(object_id)
+        name = None if row is None else row.get("image_set")
+        store = self.catalog.images.get(name) if isinstance(name, str) else None
+        if store is None:
+            return None
+        try:
+            return store.get([object_id])[0]
+        except ExplorerError:
+            return None
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def labels(self):
+        """The workspace's label store, opened once per process (None if :mod:`explorer.labels` is missing)."""
+        with self._lock:
+            if self._labels is None:
+                try:
+                    self._labels = self.ws.labels()
+                except ImportError:
+                    self.notes.setdefault(
+                        "labels", "labelling is unavailable: explorer.labels is not installed"
+                    )
+                    return None
+            return self._labels
+
+    def label_column(self) -> np.ndarray:
+        """Current label per ``frame`` row (``"(unlabelled)"`` where none)."""
+        out = np.full(len(self.frame), UNLABELLED, dtype=object)
+        store = self.labels
+        if store is None or not len(self.frame):
+            return out
+        current = store.current()
+        if len(current):
+            if self._row_of is None:
+                self.frame_rows([])
+            pos = self._row_of.get_indexer(current["id"].to_numpy(dtype=object))
+            on_map = pos >= 0
+            out[pos[on_map]] = current["label"].to_numpy(dtype=object)[on_map]
+        return out
+
+    def labelled_mask(self) -> np.ndarray:
+        """Whether each ``frame`` row has a label now."""
+        mask = np.zeros(len(self.frame), dtype=bool)
+        store = self.labels
+        if store is not None and len(self.frame):
+            current = store.current()
+            mask[self.frame_rows(current["id"].to_numpy(dtype=object))] = True
+        return mask
+
+    # ------------------------------------------------------------------ colouring
+    def colour_options(self) -> dict[str, ColourSpec]:
+        """Every way the map can be coloured: density, class-like columns, label, anomaly score, numeric columns."""
+        with self._lock:
+            if "__options__" not in self._colour_cache:
+                self._colour_cache["__options__"] = self._colour_options()
+            return dict(self._colour_cache["__options__"])
+
+    def _colour_options(self) -> dict[str, ColourSpec]:
+        opts: dict[str, ColourSpec] = {NONE: ColourSpec(NONE, "count")}
+        table = self.catalog.table
+        first = [c for c in ("class", "source") if c in table.columns]
+        rest = [c for c in table.columns if c not in first and c not in _SKIP_COLUMNS]
+        for col in first:
+            spec = self._spec_for(col, table[col])
+            if spec is not None:
+                opts[col] = spec
+        opts[LABEL] = ColourSpec(LABEL, "categorical")
+        if self.scores is not None:
+            opts[SCORE] = ColourSpec(SCORE, "continuous")
+        for col in rest:
+            spec = self._spec_for(col, table[col])
+            if spec is not None:
+                opts[col] = spec
+        return opts
+
+    @staticmethod
+    def _spec_for(name: str, column: pd.Series) -> ColourSpec | None:
+        if pd.api.types.is_bool_dtype(column):
+            return ColourSpec(name, "categorical", ("False", "True"))
+        if pd.api.types.is_numeric_dtype(column):
+            return ColourSpec(name, "continuous") if column.notna().any() else None
+        values = column.dropna().astype(str)
+        uniques = values.value_counts()
+        if len(uniques) == 0 or len(uniques) > MAX_CATEGORIES * 40:
+            return None
+        cats = [str(c) for c in uniques.index[:MAX_CATEGORIES]]
+        if len(uniques) > MAX_CATEGORIES or column.isna().any():
+            cats.append("other")
+        return ColourSpec(name, "categorical", tuple(cats))
+
+    def colour_values(self, spec: ColourSpec) -> np.ndarray:
+        """The values of ``spec`` per ``frame`` row: float32 (continuous) or category strings (categorical)."""
+        if spec.name == LABEL:
+            return self.label_column()
+        with self._lock:
+            cached = self._colour_cache.get(spec.name)
+            if cached is not None:
+                return cached
+            if spec.name == SCORE:
+                values = np.asarray(self.scores, dtype=np.float32)
+            elif spec.kind == "count":
+                values = np.zeros(len(self.frame), np.float32)
+            else:
+                column = self.catalog.table[spec.name].iloc[self.rows]
+                if spec.kind == "continuous":
+                    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32)
+                else:
+                    text = column.astype(str).where(column.notna(), "other").to_numpy(dtype=object)
+                    known = pd.Index(spec.categories)
+                    values = np.where(known.get_indexer(text) >= 0, text, "other").astype(object)
+            self._colour_cache[spec.name] = values
+            return values
+
+    def label_categories(self) -> tuple[str, ...]:
+        """Label classes for the legend: built-ins, then user classes."""
+        store = self.labels
+        classes = store.classes() if store is not None else ["anomaly", "normal", "artefact"]
+        return tuple(classes)
+
+    # ------------------------------------------------------------------ similarity
+    def similarity_index(self):
+        """The similarity index over the embeddings, fitted once per process on first use."""
+        if self.embeddings is None:
+            raise ExplorerError(self.notes.get("embeddings", "no embeddings in this workspace"))
+        with self._lock:
+            if self._similarity is None:
+                from explorer.analysis.neighbours import SimilarityIndex
+
+                self._similarity = SimilarityIndex().fit(
+                    np.asarray(self.embeddings.vectors), self.embeddings.ids
+                )
+            return self._similarity
+
+
+def current_user() -> str:
+    """Who is labelling: the authenticated Panel user when served with auth, else the OS user, else anonymous."""
+    try:
+        import panel as pn
+
+        user = pn.state.user
+        if user:
+            return str(user)
+    except Exception:  # noqa: BLE001 - outside a server Panel may not know a user
+        pass
+    try:
+        return getpass.getuser() or "anonymous"
+    except Exception:  # noqa: BLE001 - no login name (containers)
+        return "anonymous"
+
+
+def _versions_key(ws: Workspace) -> str:
+    cur = ws.manifest.get("current", {})
+    return "|".join(
+        [str(ws.path.resolve()), str(ws.manifest.get("catalog"))]
+        + [str(cur.get(k)) for k in ("embeddings", "maps", "scores")]
+    )
+
+
+def load_app_data(ws: Workspace | str | Path) -> AppData:
+    """The shared data of a workspace, loaded once per process and versions (cached across sessions)."""
+    if not isinstance(ws, Workspace):
+        ws = Workspace.open(ws)
+    key = "explorer-app-data:" + _versions_key(ws)
+    try:
+        import panel as pn
+
+        return pn.state.as_cached(key, lambda: _load(ws))  # no kwargs: they would become part of the key
+    except ImportError:  # pragma: no cover - panel is a dependency
+        return _load(ws)
+
+
+def _load(ws: Workspace) -> AppData:
+    notes: dict[str, str] = {}
+    catalog = ws.catalog
+    emb = None
+    try:
+        emb = ws.embeddings(space="joint")
+    except ExplorerError as err:
+        notes["embeddings"] = f"Find similar needs embeddings: {err}"
+    frame = pd.DataFrame(
+        {"id": pd.Series([], dtype=object), "x": np.empty(0, np.float32), "y": np.empty(0, np.float32)}
+    )
+    rows = np.empty(0, np.int64)
+    index, map_version = None, None
+    try:
+        coords, meta = ws.map()
+        map_version = meta.get("version")
+        coords = coords[catalog.contains(coords["id"].astype(object))]
+        frame = pd.DataFrame(
+            {
+                "id": coords["id"].to_numpy(dtype=object),
+                "x": coords["x"].to_numpy(dtype=np.float32),
+                "y": coords["y"].to_numpy(dtype=np.float32),
+            }
+        )
+        ok = np.isfinite(frame["x"]) & np.isfinite(frame["y"])
+        frame = frame[ok.to_numpy()].reset_index(drop=True)
+        rows = catalog.rows_of(frame["id"])
+        from explorer.analysis.selection import PointIndex
+
+        index = PointIndex(
+            frame["x"].to_numpy(),
+            frame["y"].to_numpy(),
+            frame["id"].to_numpy(dtype=object),
+            map_version=map_version,
+        )
+    except ExplorerError as err:
+        notes["map"] = f"No map to draw yet: {err}"
+    scores, score_version = None, None
+    if len(frame):
+        try:
+            table, meta = ws.scores()
+            score_version = meta.get("version")
+            s = pd.Series(
+                table["score"].to_numpy(dtype=np.float64), index=pd.Index(table["id"].astype(object))
+            )
+            scores = s.reindex(pd.Index(frame["id"])).to_numpy(dtype=np.float64)
+        except ExplorerError as err:
+            notes["scores"] = f"No anomaly scores yet: {err}"
+    return AppData(
+        ws=ws,
+        catalog=catalog,
+        frame=frame,
+        rows=rows,
+        index=index,
+        map_version=map_version,
+        scores=scores,
+        score_version=score_version,
+        embeddings=emb,
+        notes=notes,
+    )

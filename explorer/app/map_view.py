@@ -1,0 +1,324 @@
+"""The map part: every object rasterized and coloured, lasso / box / tap selection with modes and undo.
+
+Geometry drawn in the browser (``hv.streams.Lasso``, ``BoundsXY``, ``Tap``) is handed to the session, which
+resolves it to ids on the server with the shared :class:`~explorer.analysis.selection.PointIndex`.
+``Selection1D`` is not used: it never fires on a rasterized plot.
+"""
+
+from __future__ import annotations
+
+import html
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from explorer.analysis.selection import Selection
+from explorer.app.background import batch_callback, call_soon, current_document
+from explorer.app.data import LABEL, NONE, UNLABELLED, AppData, ColourSpec
+from explorer.app.plots import map_plot, palette
+from explorer.errors import ExplorerError
+from explorer.session import Session
+
+TAP_RADIUS_PX = 12
+MAP_NAME = "explorer-map"
+
+
+def _name_figure(plot, element) -> None:
+    """Bokeh hook: name the map figure so tests and scripts can find it in the page."""
+    plot.state.name = MAP_NAME
+
+
+class MapView(pn.viewable.Viewer):
+    """The embedding map with its selection controls.
+
+    Parameters
+    ----------
+    session : Session
+        Whose selection, focus and colouring this map shows and changes.
+    data : AppData
+        The shared workspace data.
+    """
+
+    session = param.ClassSelector(class_=Session)
+    hover_text = param.String(
+        default="", doc="The object under the cursor (large maps, where hover is server-side)."
+    )
+    height = param.Integer(default=600)
+
+    def __init__(self, session: Session, data: AppData, **params):
+        super().__init__(session=session, **params)
+        self.data = data
+        self._ranges: tuple | None = None
+        self._ratio = 1.0
+        self._base_args: tuple = ()
+        self._base_cache: dict = {}
+        self._streams: list = []
+        self._pane = pn.pane.HoloViews(
+            None, sizing_mode="stretch_width", height=self.height, linked_axes=False
+        )
+        self._legend = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
+        self._mode = pn.widgets.RadioButtonGroup.from_param(
+            session.param.mode,
+            variant="outline",
+            label="",
+            width=270,
+            options={"replace": "replace", "add": "add", "subtract": "subtract", "intersect": "intersect"},
+        )
+        self._colour = pn.widgets.Select.from_param(session.param.colour_by, label="Colour by", width=150)
+        self._undo = pn.widgets.Button(label="↶ Undo", width=64, description="Undo the last selection change")
+        self._redo = pn.widgets.Button(label="↷ Redo", width=64, description="Redo")
+        self._clear = pn.widgets.Button(label="Clear", width=56, description="Select nothing (undoable)")
+        self._undo.on_click(batch_callback(lambda _e: session.undo()))
+        self._redo.on_click(batch_callback(lambda _e: session.redo()))
+        self._clear.on_click(batch_callback(lambda _e: session.clear()))
+        self._sync_buttons()
+        if data.has_map:
+            self._build()
+        else:
+            self._pane.object = None
+
+    # ------------------------------------------------------------------ building the plot
+    def _spec(self) -> ColourSpec:
+        opts = self.data.colour_options()
+        return opts.get(self.session.colour_by) or opts[NONE]
+
+    @param.depends("session.colour_by", watch=True)
+    def _build(self) -> None:
+        """(Re)build the overlay for the current colouring; keeps the zoom of the previous one."""
+        if not self.data.has_map:
+            return
+        for stream in self._streams:
+            stream.source = None
+        frame = self.data.frame
+        spec = self._spec()
+        hover = len(frame) <= map_plot.HOVER_SELECTOR_MAX
+        self._ratio = map_plot.pixel_ratio(len(frame))
+        if spec.name == LABEL:
+            base_spec, colours = ColourSpec(NONE, "count"), None
+            cats = palette.label_colours(self.data.label_categories())
+            cats.pop(UNLABELLED, None)
+            self._legend.object = palette.legend_html(
+                {**cats, "unlabelled": palette.DENSITY_CMAP[1]}, "label"
+            )
+            points = map_plot.points_element(frame, with_ids=hover)
+        else:
+            base_spec = spec
+            values = self.data.colour_values(spec) if spec.kind != "count" else None
+            colours = palette.category_colours(spec.categories) if spec.kind == "categorical" else None
+            self._legend.object = palette.legend_html(colours, spec.name) if colours else ""
+            points = map_plot.points_element(frame, values, spec, with_ids=hover)
+        tips = [("id", "@id")] + ([(spec.name, "@value")] if base_spec.kind != "count" else [])
+        self._base_args = (points, base_spec, colours, hover, tips)
+        self._base_cache.clear()
+        ranges, size = hv.streams.RangeXY(), hv.streams.PlotSize()
+        base = hv.DynamicMap(self._base_raster, streams=[ranges, size])
+        self._attach_streams(base, hover)
+        view = [ranges, size]
+        layers = [base]
+        if spec.name == LABEL:
+            labels = hv.streams.Params(self.session, ["labels_version"])
+            layers.append(hv.DynamicMap(self._labelled_layer, streams=[labels]))
+        follow = hv.streams.Params(self.session, ["selected_ids", "similar", "focused_id"])
+        layers.append(hv.DynamicMap(self._session_layers, streams=[follow, *view]))
+        opts = dict(
+            active_tools=["lasso_select", "wheel_zoom"],
+            responsive=True,
+            height=self.height,
+            xaxis=None,
+            yaxis=None,
+            hooks=[_name_figure],
+            toolbar="above",
+            title="",
+            show_legend=False,
+        )
+        if self._ranges is not None:
+            opts.update(xlim=self._ranges[0], ylim=self._ranges[1])
+        self._pane.object = hv.Overlay(layers).collate().opts(**opts)
+
+    def _base_raster(self, x_range=None, y_range=None, width=None, height=None, scale=None):
+        """The whole map rasterized for the current view, cached so that redraws of the layers above it (a new
+        selection, focus, labels) never aggregate the millions of points again."""
+        view = self._view(x_range, y_range, width, height)
+        key = (view["x_range"], view["y_range"], view["width"], view["height"])
+        cached = self._base_cache.get(key)
+        if cached is None:
+            points, spec, colours, hover, tips = self._base_args
+            cached = map_plot.base_layer(points, spec, colours, hover=hover, dynamic=False, **view)
+            if hover:
+                cached = cached.opts(hover_tooltips=tips)
+            self._base_cache[key] = cached
+            while len(self._base_cache) > 4:
+                self._base_cache.pop(next(iter(self._base_cache)))
+        return cached
+
+    def _attach_streams(self, base, hover: bool) -> None:
+        """Listen to the base layer (streams on the whole overlay never reach Bokeh's selection tools)."""
+        lasso = hv.streams.Lasso(source=base)
+        box = hv.streams.BoundsXY(source=base)
+        tap = hv.streams.Tap(source=base)
+        lasso.add_subscriber(self._on_lasso)
+        box.add_subscriber(self._on_box)
+        tap.add_subscriber(self._on_tap)
+        base.streams[0].add_subscriber(self._on_range)
+        self._streams = [lasso, box, tap]
+        if not hover:
+            pointer = hv.streams.PointerXY(source=base)
+            pointer.add_subscriber(self._on_pointer)
+            self._streams.append(pointer)
+
+    # ------------------------------------------------------------------ layers that follow the session
+    def _view(self, x_range, y_range, width, height) -> dict:
+        if x_range is None or y_range is None:
+            x0, y0, x1, y1 = self.data.index.bounds
+            x_range, y_range = (x0, x1), (y0, y1)
+        return {
+            "x_range": tuple(map(float, x_range)),
+            "y_range": tuple(map(float, y_range)),
+            "width": int(width or 800),
+            "height": int(height or 700),
+            "ratio": self._ratio,
+        }
+
+    def _session_layers(
+        self,
+        selected_ids,
+        similar,
+        focused_id,
+        x_range=None,
+        y_range=None,
+        width=None,
+        height=None,
+        scale=None,
+    ) -> hv.Overlay:
+        """Everything that follows the session, in one layer so a change redraws the plot once: the veil that
+        mutes the map under a selection, the selection, find-similar results and the focused object."""
+        frame = self.data.frame
+        pts = map_plot.subset_points(frame, self.data.frame_rows(selected_ids))
+        sim_rows = self.data.frame_rows([] if similar is None else similar["id"].to_numpy(dtype=object))
+        focus_rows = self.data.frame_rows([] if focused_id is None else [focused_id])
+        return hv.Overlay(
+            [
+                map_plot.veil(self.data.index.bounds, on=len(selected_ids) > 0),
+                map_plot.highlight_layer(
+                    pts, palette.SELECTION, **self._view(x_range, y_range, width, height)
+                ),
+                map_plot.markers(frame, sim_rows, palette.SIMILAR, size=8),
+                map_plot.markers(frame, focus_rows, palette.FOCUS, size=18),
+            ]
+        )
+
+    def _labelled_layer(self, labels_version):
+        labels = self.data.label_column()
+        rows = np.flatnonzero(labels != UNLABELLED)
+        cats = palette.label_colours(self.data.label_categories())
+        return map_plot.label_points(self.data.frame, rows, labels[rows], cats)
+
+    # ------------------------------------------------------------------ stream callbacks
+    def _apply(self, make, then=None) -> None:
+        """Resolve and apply a selection on the next tick of the event loop.
+
+        Stream callbacks run while HoloViews is still handling the browser's event; changing the session there
+        would leave the plot's own layers (highlight, veil, markers) un-redrawn.
+        """
+
+        def run() -> None:
+            try:
+                self.session.select(make())
+            except ExplorerError as err:
+                self.session.notify(str(err))
+            if then is not None:
+                then()
+
+        call_soon(current_document(), run)
+
+    def _on_lasso(self, geometry=None, **_):
+        if geometry is None or len(geometry) == 0:
+            return
+        self._apply(lambda: Selection.lasso(np.asarray(geometry, dtype=np.float64), self.data.map_version))
+
+    def _on_box(self, bounds=None, **_):
+        if bounds is None:
+            return
+        self._apply(lambda: Selection.box(*bounds, map_version=self.data.map_version))
+
+    def _pixel_size(self) -> float:
+        if self._ranges is None:
+            x0, y0, x1, y1 = self.data.index.bounds
+            return max(x1 - x0, y1 - y0) / 700
+        (x0, x1), (y0, y1) = self._ranges
+        return max(abs(x1 - x0), abs(y1 - y0)) / 700
+
+    def _on_tap(self, x=None, y=None, **_):
+        if x is None or y is None:
+            return
+        radius = TAP_RADIUS_PX * self._pixel_size()
+        hit = self.data.index.nearest(x, y, max_distance=radius)
+        if hit is None:
+            call_soon(
+                current_document(),
+                lambda: self.session.notify("No object under the click; zoom in or click closer to a point."),
+            )
+            return
+        self._apply(
+            lambda: Selection.tap(x, y, radius, map_version=self.data.map_version),
+            then=lambda: self.session.focus(str(hit)),
+        )
+
+    def _on_range(self, x_range=None, y_range=None, **_):
+        if x_range is not None and y_range is not None:
+            self._ranges = (tuple(x_range), tuple(y_range))
+
+    def _on_pointer(self, x=None, y=None, **_):
+        if x is None or y is None:
+            self.hover_text = ""
+            return
+        hit = self.data.index.nearest(x, y, max_distance=6 * self._pixel_size())
+        self.hover_text = "" if hit is None else f"under cursor: {hit}"
+
+    # ------------------------------------------------------------------ controls
+    @param.depends("session.can_undo", "session.can_redo", watch=True)
+    def _sync_buttons(self) -> None:
+        self._undo.disabled = not self.session.can_undo
+        self._redo.disabled = not self.session.can_redo
+
+    @param.depends("session.selected_ids", "hover_text")
+    def _count(self):
+        n = len(self.session.selected_ids)
+        extra = (
+            f" &nbsp;·&nbsp; <span style='color:#666'>{html.escape(self.hover_text)}</span>"
+            if self.hover_text
+            else ""
+        )
+        return pn.pane.HTML(
+            f"<div class='n-selected' style='font-size:15px;font-weight:600'>{n:,} selected</div>{extra}",
+            margin=(8, 10),
+        )
+
+    def _hint(self) -> pn.pane.HTML:
+        return pn.pane.HTML(
+            "<span style='color:#666;font-size:12px'>drag: lasso · toolbar: box, pan · "
+            "click: pick one object</span>",
+            margin=(10, 6),
+        )
+
+    def __panel__(self):
+        if not self.data.has_map:
+            note = html.escape(self.data.notes.get("map", "This workspace has no map."))
+            return pn.Column(
+                pn.pane.Alert(f"<b>No map to show.</b><br>{note}", alert_type="warning"),
+                sizing_mode="stretch_width",
+            )
+        controls = pn.Row(
+            self._colour,
+            pn.Column(pn.pane.HTML("<small>mode</small>", margin=(0, 5)), self._mode, margin=0),
+            self._undo,
+            self._redo,
+            self._clear,
+            align="end",
+            sizing_mode="stretch_width",
+        )
+        return pn.Column(
+            controls, pn.Row(self._count, self._hint), self._legend, self._pane, sizing_mode="stretch_width"
+        )

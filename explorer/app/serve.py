@@ -1,0 +1,68 @@
+"""What ``panel serve`` runs: one :class:`~explorer.app.explorer.Explorer` per browser session.
+
+``explorer serve WS`` uses :func:`app_factory` directly; to run this file with Panel's own command, name the
+workspace in ``EXPLORER_WORKSPACE`` or after ``--args``::
+
+    panel serve explorer/app/serve.py --args my-workspace
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+WORKSPACE_ENV = "EXPLORER_WORKSPACE"
+
+
+def app_factory(path: str | Path) -> Callable[[], object]:
+    """A function building a fresh Explorer (own Session) over the shared data of ``path``, per session."""
+    path = Path(path)
+
+    def make():
+        from explorer.app.explorer import Explorer
+
+        return Explorer(path, background=True)
+
+    return make
+
+
+def warm_up(path: str | Path) -> float:
+    """Load the workspace data and render the app once, so Datashader's and Numba's compilation happens before
+    the first visitor arrives; returns the seconds it took."""
+    import time
+
+    from bokeh.document import Document
+
+    from explorer.app.explorer import Explorer
+
+    start = time.perf_counter()
+    app = Explorer(path, user="warm-up", background=False)
+    app.__panel__().get_root(Document())
+    data = app.data
+    if data.has_map:  # the selection, gallery, detail and light-curve paths compile on first use too
+        ids = data.frame["id"].to_numpy(dtype=object)
+        app.session.select_ids(ids[: min(50, len(ids))])
+        table = data.catalog.table
+        with_lc = table.loc[table.get("has_lightcurve", False) == True, "id"]  # noqa: E712
+        if len(with_lc):
+            app.session.focus(str(with_lc.iloc[0]))
+        app.session.clear()
+    return time.perf_counter() - start
+
+
+def _workspace_from_args() -> str | None:
+    return os.environ.get(WORKSPACE_ENV) or (sys.argv[1] if len(sys.argv) > 1 else None)
+
+
+if __name__.startswith("bokeh_app") or __name__ == "__main__":
+    _path = _workspace_from_args()
+    if _path is None:
+        import panel as pn
+
+        pn.pane.Alert(
+            f"No workspace given: set {WORKSPACE_ENV} or run `explorer serve WS`.", alert_type="danger"
+        ).servable()
+    else:
+        app_factory(_path)()

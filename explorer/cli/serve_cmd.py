@@ -1,0 +1,132 @@
+"""``explorer serve WS``: serve the dashboard at ``http://ADDRESS:PORT/`` (127.0.0.1 unless told otherwise)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+from explorer.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the dashboard in a browser",
+        description="Serve the dashboard for a workspace at http://ADDRESS:PORT/ . Every browser "
+        "session gets its own selection; all share the data (loaded once) and the label store.",
+    )
+    p.add_argument("workspace", type=Path)
+    p.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 picks a free one)")
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for everyone)",
+    )
+    p.add_argument(
+        "--basic-auth",
+        default=None,
+        help="a password, or a JSON file of user: password pairs, that visitors must give",
+    )
+    p.add_argument(
+        "--cookie-secret", default=None, help="secret that signs login cookies (use with --basic-auth)"
+    )
+    p.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="extra origins allowed to connect (e.g. a proxy's host name); repeatable",
+    )
+    show = p.add_mutually_exclusive_group()
+    show.add_argument("--show", dest="show", action="store_true", help="open the app in a browser")
+    show.add_argument("--no-show", dest="show", action="store_false", help="do not open a browser (default)")
+    p.set_defaults(func=cmd_serve, show=False)
+
+
+def cmd_serve(args) -> int:
+    return serve_workspace(
+        args.workspace,
+        port=args.port,
+        address=args.address,
+        show=args.show,
+        basic_auth=args.basic_auth,
+        cookie_secret=args.cookie_secret,
+        websocket_origin=args.allow_websocket_origin,
+    )
+
+
+def _origins(address: str, port: int, extra: list[str] | None) -> list[str]:
+    hosts = {address} | (
+        {"localhost", "127.0.0.1"} if address in ("127.0.0.1", "localhost", "0.0.0.0", "::") else set()
+    )
+    origins = [f"{h}:{port}" for h in sorted(hosts)]
+    return origins + list(extra or [])
+
+
+def serve_workspace(
+    path: str | Path,
+    port: int = 5006,
+    address: str = "127.0.0.1",
+    show: bool = False,
+    basic_auth: str | None = None,
+    cookie_secret: str | None = None,
+    websocket_origin: list[str] | None = None,
+    warm: bool = True,
+) -> int:
+    """Serve the dashboard for the workspace at ``path`` until interrupted; returns the exit code.
+
+    Parameters
+    ----------
+    path : str or Path
+        The workspace folder.
+    port : int
+        0 picks a free port (the URL is printed).
+    address : str
+        Where to listen; 127.0.0.1 keeps the app private to this machine.
+    show : bool
+        Open the app in a browser.
+    basic_auth, cookie_secret : str, optional
+        Passed to Panel: visitors log in, and labels record who they are (``pn.state.user``).
+    websocket_origin : list of str, optional
+        Extra allowed origins.
+    warm : bool
+        Load the data and compile the plotting kernels before accepting visitors.
+    """
+    import socket
+
+    import panel as pn
+
+    from explorer.app.serve import app_factory, warm_up
+
+    ws = Workspace.open(path)
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((address, 0))
+            port = s.getsockname()[1]
+    if cookie_secret is None and basic_auth:
+        import secrets
+
+        cookie_secret = secrets.token_hex(32)
+    if warm:
+        warm_up(ws.path)
+    url = f"http://{address}:{port}/"
+    print(f"Explorer serving {ws.path} at {url} (Ctrl-C stops it)", flush=True)
+    try:
+        pn.serve(
+            {"/": app_factory(ws.path)},
+            port=port,
+            address=address,
+            show=show,
+            title="Astro Embedding Explorer",
+            websocket_origin=_origins(address, port, websocket_origin),
+            basic_auth=basic_auth,
+            cookie_secret=cookie_secret,
+            verbose=False,
+            threaded=False,
+        )
+    except OSError as err:
+        raise ExplorerError(f"cannot listen on {address}:{port} ({err}); choose another --port") from err
+    return 0

@@ -1,0 +1,298 @@
+"""The dashboard's parts driven from Python (no browser): labels land in the store, find-similar returns the exact
+neighbours, export writes readable files, and workspaces missing a map, light curves, scores or embeddings show
+a helpful message instead of failing."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+from bokeh.document import Document
+
+from explorer.analysis.selection import Selection
+from explorer.app.explorer import Explorer
+from explorer.app.inspector import catalogue_row_html
+from explorer.app.keyboard import KeyboardShortcuts
+from explorer.workspace import Workspace
+
+
+def render(viewable) -> None:
+    """Build the Bokeh models as a server would (fails on any error in a part)."""
+    viewable.__panel__().get_root(Document()) if hasattr(viewable, "__panel__") else viewable.get_root(
+        Document()
+    )
+
+
+def text_of(viewable) -> str:
+    """Every text an HTML/Markdown/Alert pane inside ``viewable`` shows (to assert on messages)."""
+    import panel as pn
+
+    layout = viewable.__panel__() if hasattr(viewable, "__panel__") else viewable
+    panes = layout.select(pn.pane.HTML) + layout.select(pn.pane.Markdown) + layout.select(pn.pane.Alert)
+    return " ".join(str(p.object) for p in panes)
+
+
+def stored_labels(ws_path) -> dict[str, tuple[str, str, str, str]]:
+    with sqlite3.connect(ws_path / "labels.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT object_id, label, user, model_version, map_version FROM current_labels "
+            "WHERE label IS NOT NULL"
+        ).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+@pytest.fixture
+def app(fresh_workspace) -> Explorer:
+    return Explorer(fresh_workspace, user="alice", background=False)
+
+
+def test_the_app_and_each_part_render(app_workspace):
+    app = Explorer(Workspace.open(app_workspace), user="bob", background=False)
+    render(app)
+    for part in (
+        app.map,
+        app.inspector,
+        app.similar,
+        app.labeller,
+        app.exporter,
+        app.discovery,
+        app.finetune,
+    ):
+        render(part)
+    assert "2,000 objects" in app._header.object
+
+
+def test_labels_for_the_focus_and_the_selection_land_in_the_store(app, fresh_workspace):
+    s = app.session
+    s.select(Selection.box(-100, -100, 0, 0))
+    chosen = [str(i) for i in s.selected_ids]
+    assert len(chosen) > 5
+    app.labeller.target = "selection"
+    version = s.labels_version
+    assert app.labeller.label("anomaly") is not None
+    stored = stored_labels(fresh_workspace)
+    assert {k for k, v in stored.items() if v[0] == "anomaly"} == set(chosen)
+    assert stored[chosen[0]][1:] == ("alice", app.data.embedding_version, app.data.map_version)
+    assert s.labels_version == version + 1
+    assert app.labeller.counts["anomaly"] == len(chosen)
+
+    # keyboard on the focused object: n labels it normal and moves on; u undoes; j/k move the focus
+    app.labeller.target = "focused"
+    first = s.focused_id
+    second = str(s.gallery_ids[list(s.gallery_ids).index(first) + 1])
+    app.labeller.handle_key("n")
+    assert stored_labels(fresh_workspace)[first][0] == "normal"
+    assert s.focused_id == second  # the next object as the gallery stood when the key was pressed
+    s.sort_by = "catalogue order"
+    app.labeller.handle_key("j")
+    assert s.focused_id == str(s.gallery_ids[list(s.gallery_ids).index(second) + 1])
+    s.focus(first)
+    app.labeller.handle_key("u")
+    assert stored_labels(fresh_workspace)[first][0] == "anomaly"
+    app.labeller.add_class("merger")
+    assert stored_labels(fresh_workspace)[first][0] == "merger"
+    assert "merger" in app.labeller.classes
+
+
+def test_the_ranking_relearns_after_a_label(app):
+    s = app.session
+    s.select(Selection.box(-100, -100, 100, 100))
+    assert s.ranking is None
+    low = str(s.gallery_ids[-1])  # the least anomalous object so far
+    app.labeller.label("anomaly", [low])
+    assert s.ranking is not None
+    rank = list(app.session.order(app.session.selected_ids)).index(low)
+    assert rank < len(s.selected_ids) - 1  # it moved up
+
+
+def test_labelling_nothing_says_so_and_writes_nothing(app, fresh_workspace):
+    app.labeller.target = "selection"
+    assert app.labeller.label("anomaly") is None
+    assert "Nothing to label" in app.session.message
+    app.labeller.target = "focused"
+    app.session.focus(None)
+    app.labeller.handle_key("a")
+    assert "Nothing to label" in app.session.message
+    assert stored_labels(fresh_workspace) == {}
+
+
+def test_find_similar_gives_the_exact_cosine_neighbours(app):
+    emb = app.data.embeddings
+    X = np.asarray(emb.vectors, dtype=np.float64)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    q = 17
+    sims = X @ X[q]
+    sims[q] = -np.inf
+    app.session.focus(str(emb.ids[q]))
+    app.similar.k = 10
+    result = app.similar.from_focused()
+    assert list(result["id"]) == [str(i) for i in emb.ids[np.argsort(-sims, kind="stable")[:10]]]
+    assert app.session.gallery_source == "similar" and list(app.session.gallery_ids) == list(result["id"])
+
+
+def test_find_similar_from_the_selection_steers_away_from_normals(app):
+    s = app.session
+    s.select(Selection.box(-100, -100, 0, 0))
+    normals = [str(i) for i in s.selected_ids[:3]]
+    app.labeller.label("normal", normals)
+    result = app.similar.from_selection()
+    assert result is not None and not set(normals) & set(result["id"])
+    s.clear()
+    assert app.similar.from_selection() is None and "Nothing to search from" in s.message
+
+
+def test_export_of_nothing_is_refused_with_a_message(app):
+    assert app.exporter.n_rows == 0 and app.exporter._download.disabled
+    assert "Nothing to export" in app.exporter._status.object
+    assert app.exporter.export() is None and "Nothing to export" in app.session.message
+    assert app.exporter._file().read().startswith(b"Nothing to export")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "fits"])
+def test_export_of_the_selection_reads_back_with_astropy(app, fmt):
+    from astropy.table import Table
+
+    app.session.select(Selection.box(-100, -100, 0, 0))
+    app.exporter.fmt = fmt
+    assert not app.exporter._download.disabled
+    content, name = app.exporter.export()
+    table = Table.read(io.BytesIO(content), format="ascii.csv" if fmt == "csv" else "fits")
+    assert set(np.asarray(table["id"]).astype(str)) == {str(i) for i in app.session.selected_ids}
+    assert name.endswith("." + fmt)
+
+
+def test_workspace_without_a_map_explains_how_to_make_one(small_workspaces):
+    app = Explorer(small_workspaces["no_map"], user="carol", background=False)
+    render(app)
+    assert "explorer map" in text_of(app.map)
+    app.session.select(Selection.box(0, 0, 1, 1))
+    assert "no map" in app.session.message
+    app.session.focus("SIM00001")  # the inspector still shows an object's data
+    assert "SIM00001" in app.inspector._row.object
+
+
+def test_images_only_workspace_hides_light_curves_and_score_colouring(small_workspaces):
+    app = Explorer(small_workspaces["images_only"], user="carol", background=False)
+    render(app)
+    assert not app.inspector._lc_raw.visible
+    assert "anomaly score" not in app.session.param.colour_by.objects
+    app.session.select(Selection.box(-100, -100, 100, 100))
+    assert app.session.n_selected == len(app.data.frame)
+    assert "<img" in app.inspector._picture.object
+
+
+def test_workspace_without_products_disables_what_needs_them(small_workspaces):
+    app = Explorer(small_workspaces["bare"], user="carol", background=False)
+    render(app)
+    assert app.similar._from_focus.disabled and "explorer embed" in app.similar.unavailable_reason()
+    assert app.finetune._button.disabled
+    assert "explorer map" in text_of(app.map)
+    app.session.focus("SIM00002")
+    assert app.similar.from_focused() is None and "embed" in app.session.message
+
+
+@pytest.mark.slow
+def test_every_colouring_renders(small_workspaces):
+    app = Explorer(small_workspaces["full"], user="dan", background=False)
+    render(app.map)
+    for name in app.session.param.colour_by.objects:
+        app.session.colour_by = name
+        assert app.map._pane.object is not None
+
+
+def test_ids_and_catalogue_strings_are_escaped():
+    import pandas as pd
+
+    row = pd.Series({"id": "<script>alert(1)</script>", "ra": 10.0, "dec": -5.0, "note": "a & b <i>"})
+    out = catalogue_row_html(row, score=0.5, label="<b>x</b>")
+    assert "<script>" not in out and "&lt;script&gt;" in out and "&lt;b&gt;x&lt;/b&gt;" in out
+    assert "00:40:00.0 -05:00:00" in out
+
+
+def test_keyboard_component_only_forwards_its_keys():
+    pressed = []
+    keys = KeyboardShortcuts(on_key=pressed.append, keys=["a", "j"])
+    keys._handle_msg({"key": "a"})
+    keys._handle_msg({"key": "q"})
+    keys._handle_msg("garbage")
+    assert pressed == ["a"] and keys.last_key == "a"
+
+
+def test_serve_command_is_registered_with_its_options():
+    from explorer.cli import build_parser
+    from explorer.cli.serve_cmd import _origins
+
+    args = build_parser().parse_args(["serve", "ws", "--port", "0", "--basic-auth", "secret", "--show"])
+    assert (args.port, args.address, args.basic_auth, args.show) == (0, "127.0.0.1", "secret", True)
+    assert build_parser().parse_args(["serve", "ws"]).show is False
+    assert "127.0.0.1:5006" in _origins("127.0.0.1", 5006, None)
+    assert _origins("10.0.0.5", 80, ["proxy:443"]) == ["10.0.0.5:80", "proxy:443"]
+
+
+@pytest.mark.slow
+def test_finetune_runs_in_the_background_then_offers_the_new_map(small_workspaces, tmp_path, monkeypatch):
+    import shutil
+
+    import pandas as pd
+
+    import explorer.analysis.workspace_ops as ops
+    import explorer.models.finetune as finetune
+
+    ws_path = tmp_path / "ws"
+    shutil.copytree(small_workspaces["full"], ws_path)
+    calls = []
+
+    def fake_finetune(ws, head_only=True, progress=None, **_):
+        calls.append(head_only)
+        emb = ws.embeddings()
+        for i in range(4):
+            progress((i + 1) / 4, "training head")
+        X = np.asarray(emb.vectors) + np.random.default_rng(1).normal(0, 0.3, emb.vectors.shape)
+        return ws.save_embeddings({"joint": (emb.ids, X.astype(np.float32))}, meta={"model": "tuned"})
+
+    def fake_map(ws, progress=False, **_):
+        emb = ws.embeddings()
+        table = pd.DataFrame({"id": emb.ids, "x": emb.vectors[:, 0], "y": emb.vectors[:, 1]})
+        return ws.save_product("maps", tables={"coords": table}, meta={"embeddings": emb.version})
+
+    def fake_scores(ws, progress=False, **_):
+        emb = ws.embeddings()
+        table = pd.DataFrame({"id": emb.ids, "score": np.linalg.norm(emb.vectors, axis=1)})
+        return ws.save_product("scores", tables={"scores": table}, meta={"embeddings": emb.version})
+
+    monkeypatch.setattr(finetune, "finetune_workspace", fake_finetune)
+    monkeypatch.setattr(ops, "map_workspace", fake_map)
+    monkeypatch.setattr(ops, "score_workspace", fake_scores)
+    app = Explorer(ws_path, user="erin", background=False)
+    panel = app.finetune
+    panel.start()
+    assert "label some objects first" in app.session.message and not calls
+    app.labeller.label("anomaly", ["SIM00001", "SIM00002"])
+    panel.start()
+    deadline = time.monotonic() + 60
+    while panel.running or panel.result is None:
+        assert time.monotonic() < deadline, panel.stage
+        time.sleep(0.1)
+    assert calls == [True] and panel.progress == 100
+    assert 0.0 <= panel.result["overlap"] <= 1.0
+    ws = Workspace.open(ws_path)
+    assert ws.current("embeddings") == "emb-0001"  # the old map stays current until the user switches
+    assert any("nearest neighbours" in str(getattr(o, "object", "")) for o in panel._compare)
+    panel.choose(new=True)
+    assert Workspace.open(ws_path).current("maps") == panel.result["new"]["maps"]
+
+
+def test_two_sessions_share_the_data_and_the_label_store_but_not_the_selection(fresh_workspace):
+    alice = Explorer(fresh_workspace, user="alice", background=False)
+    bob = Explorer(fresh_workspace, user="bob", background=False)
+    assert alice.data is bob.data  # loaded once per process
+    alice.session.select(Selection.box(-100, -100, 0, 0))
+    assert bob.session.n_selected == 0
+    assert not bob.poll_labels()
+    version = bob.session.labels_version
+    alice.labeller.label("anomaly", ["SIM00010"])
+    assert bob.poll_labels() and bob.session.labels_version == version + 1
+    assert stored_labels(fresh_workspace)["SIM00010"][:2] == ("anomaly", "alice")
