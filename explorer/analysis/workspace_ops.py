@@ -63,7 +63,7 @@ def map_workspace(
     if placement not in ("umap", "knn"):
         raise DataError(f"placement={placement!r}; use 'umap' (UMAP transform) or 'knn' (kNN interpolation)")
     version, vec_path, ids_path, _ = embedding_files(ws, space)
-    X = np.load(vec_path, mmap_mode="r")
+    X = ws.embeddings(version, space=space).vectors  # memory-mapped; a damaged file is a clear WorkspaceError
     n = len(X)
     if sample_size is None:
         sample_size = UMAP_SAMPLE if method == "umap" else n
@@ -136,7 +136,7 @@ def score_workspace(
     from explorer.analysis.index_store import embedding_files
 
     version, vec_path, ids_path, _ = embedding_files(ws, space)
-    X = np.load(vec_path, mmap_mode="r")
+    X = ws.embeddings(version, space=space).vectors  # memory-mapped; a damaged file is a clear WorkspaceError
     n = len(X)
     partitioned = scheduler is not None or n > sample_size
     rows = sample_rows(n, sample_size, random_state)
