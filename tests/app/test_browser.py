@@ -48,11 +48,11 @@ class MapGeometry:
 
 def open_app(page, url: str) -> MapGeometry:
     page.goto(url)
-    page.wait_for_function(READY, timeout=60_000)
+    page.wait_for_function(READY, timeout=90_000)
     return MapGeometry(page.evaluate(GEOMETRY))
 
 
-def wait_selected(page, n: int, timeout: float = 15_000) -> None:
+def wait_selected(page, n: int, timeout: float = 40_000) -> None:
     page.get_by_text(f"{n:,} selected", exact=True).first.wait_for(timeout=timeout)
 
 
@@ -88,8 +88,8 @@ def download(page, what: str, fmt_label: str, tmp_path):
     page.locator("select").filter(has_text="VOTable").first.select_option(label=fmt_label)
     button = page.get_by_role("button", name="Download")
     button.wait_for()
-    time.sleep(0.5)
-    with page.expect_download(timeout=30_000) as info:
+    time.sleep(2)  # let the server receive the choices before the click asks it for the file
+    with page.expect_download(timeout=60_000) as info:
         button.click()
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(path)
@@ -118,11 +118,12 @@ def test_lasso_selects_the_drawn_polygon_and_exports_it(served_app, page, tmp_pa
     wait_selected(page, len(expected))
 
     path = download(page, "selection", "VOTable", tmp_path)
+    assert path.suffix in (".xml", ".vot", ".votable"), path.name
     table = Table.read(path, format="votable")
     assert set(np.asarray(table["id"]).astype(str)) == expected
 
 
-def test_box_then_subtract_and_tap_focuses(served_app, page):
+def test_box_select_and_tap_focus(served_app, page):
     url, ws = served_app
     g = open_app(page, url)
     page.locator('[title="Box Select"]').first.click()
@@ -158,7 +159,7 @@ def test_box_then_subtract_and_tap_focuses(served_app, page):
     page.mouse.click(float(px[target, 0]), float(px[target, 1]))
     wait_selected(page, 1)
     oid = str(coords["id"].iloc[target])
-    page.get_by_text(oid, exact=True).first.wait_for(timeout=10_000)
+    page.get_by_text(oid, exact=True).first.wait_for(timeout=30_000)
 
 
 def test_keyboard_label_lands_in_the_store_and_find_similar(served_app, page):
@@ -171,9 +172,9 @@ def test_keyboard_label_lands_in_the_store_and_find_similar(served_app, page):
     oid = str(coords["id"].iloc[nearest])
     page.mouse.click(*g.to_page(float(coords["x"].iloc[nearest]), float(coords["y"].iloc[nearest])))
     wait_selected(page, 1)
-    page.get_by_text(oid, exact=True).first.wait_for(timeout=10_000)
+    page.get_by_text(oid, exact=True).first.wait_for(timeout=30_000)
     page.keyboard.press("a")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while labels_in_sqlite(ws).get(oid) != "anomaly":
         assert time.monotonic() < deadline, f"label of {oid} never reached labels.sqlite"
         time.sleep(0.1)
@@ -189,7 +190,7 @@ def test_keyboard_label_lands_in_the_store_and_find_similar(served_app, page):
     sims[q] = -np.inf
     expected = [str(i) for i in emb.ids[np.argsort(-sims, kind="stable")[:12]]]  # the first gallery page
     page.get_by_role("button", name="Similar to focused").click()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while page.locator(".card").first.get_attribute("data-id") != expected[0]:
         assert time.monotonic() < deadline, "find-similar results never reached the gallery"
         time.sleep(0.1)
