@@ -139,12 +139,40 @@ def _default_bands(n: int) -> tuple[str, ...]:
     return ("img",) if n == 1 else tuple(f"band{i}" for i in range(n))
 
 
+#: Header keywords that name a cutout's band (first found wins); ``KEY1``..``KEYn`` for a bands×H×W image.
+BAND_KEYWORDS = ("FILTER", "BAND", "FILTNAM", "FILTNAME")
+
+
+def _header_bands(header, n: int) -> tuple[str, ...] | None:
+    """Band names from a FITS header: ``FILTER`` (or BAND/FILTNAM) for one band, ``FILTER1``..``FILTERn`` for n."""
+    for key in BAND_KEYWORDS:
+        names = [header.get(key)] if n == 1 else [header.get(f"{key}{i}") for i in range(1, n + 1)]
+        if all(isinstance(v, str) and v.strip() for v in names):
+            names = [v.strip() for v in names]
+            if len(set(names)) == n:
+                return tuple(names)
+    return None
+
+
+def _fits_bands(path: Path, n: int) -> tuple[str, ...]:
+    """Band names of a FITS cutout file from its image header, else ``img`` / ``band0``..``bandN``."""
+    hdul, _ = _fits_data(path)
+    try:
+        for hdu in hdul:
+            if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
+                return _header_bands(hdu.header, n) or _default_bands(n)
+    finally:
+        hdul.close()
+    return _default_bands(n)
+
+
 @register_reader("images", "fits", extensions=FITS_ENDINGS,
                  description="one FITS image per object (folder, glob or file list); id = file name")
 def read_fits_files(path, bands: Sequence[str] | None = None, files: Sequence[Path] | None = None) -> ImageInput:
     """One FITS image per object (folder, glob or file list); id = file name."""
     files = list(files) if files is not None else expand_files(path, FITS_ENDINGS)
-    return _per_file_input(files, _read_fits_image, lambda n: tuple(bands) if bands else _default_bands(n), str(path))
+    return _per_file_input(files, _read_fits_image, lambda n: tuple(bands) if bands else _fits_bands(files[0], n),
+                           str(path))
 
 
 @register_reader("images", "fits-cube", description="one FITS file holding N×H×W or N×B×H×W cutouts")
@@ -174,7 +202,10 @@ def read_fits_cube(path, bands: Sequence[str] | None = None) -> ImageInput:
         block[~np.isfinite(block)] = np.nan
         return block
 
-    return ImageInput(ids, shape, tuple(bands) if bands else _default_bands(shape[0]), read, str(path), n)
+    if not bands:
+        found = next((h.header for h in hdul if h.is_image and h.header.get("NAXIS", 0) >= 3), None)
+        bands = (_header_bands(found, shape[0]) if found is not None else None) or _default_bands(shape[0])
+    return ImageInput(ids, shape, tuple(bands), read, str(path), n)
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -250,6 +281,7 @@ def read_files_by_catalog(paths: Sequence[str], ids: Sequence[str], bands: Seque
     if missing:
         raise DataError(f"{missing[0]}: image file listed in the catalogue does not exist "
                         f"({len(missing)} missing); fix the file column or the paths")
-    loader = _read_fits_image if files[0].name.lower().endswith(FITS_ENDINGS) else _read_png
-    inp = _per_file_input(files, loader, lambda n: tuple(bands) if bands else _default_bands(n), "catalogue file column")
+    is_fits = files[0].name.lower().endswith(FITS_ENDINGS)
+    loader, named = (_read_fits_image, lambda n: _fits_bands(files[0], n)) if is_fits else (_read_png, _default_bands)
+    inp = _per_file_input(files, loader, lambda n: tuple(bands) if bands else named(n), "catalogue file column")
     return inp.with_ids(ids)

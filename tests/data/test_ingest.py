@@ -176,3 +176,25 @@ def test_catalogue_rows_without_data_are_refused(tmp_path, catalog_csv, lightcur
     ws = Workspace.create(tmp_path / "ws")
     with pytest.raises(DataError, match="'obj5' has neither a cutout nor a light curve"):
         ingest_files(ws, catalog_csv, lightcurves=path, progress=False)
+
+
+def test_fits_band_names_come_from_the_filter_keywords(tmp_path, catalog_frame, catalog_csv):
+    """A user's g-band FITS cutouts are stored as band 'g', a 3-band cube as its FILTER1..3 names."""
+    folder = tmp_path / "fits"
+    folder.mkdir()
+    for oid in catalog_frame["id"]:
+        hdu = fits.PrimaryHDU(np.ones((12, 12), np.float32))
+        hdu.header["FILTER"] = "g"
+        hdu.writeto(folder / f"{oid}.fits")
+    ws = Workspace.create(tmp_path / "ws1")
+    ingest_files(ws, catalog_csv, images=folder, progress=False)
+    assert ws.catalog.images["catalog"].bands == ("g",)
+
+    ids = catalog_frame["id"].tolist()
+    primary = fits.PrimaryHDU(np.ones((len(ids), 3, 8, 8), np.float32))
+    for i, band in enumerate("gri", start=1):
+        primary.header[f"FILTER{i}"] = band
+    fits.HDUList([primary, fits.BinTableHDU(Table({"id": ids}))]).writeto(tmp_path / "cube.fits")
+    ws2 = Workspace.create(tmp_path / "ws2")
+    ingest_files(ws2, catalog_csv, images=tmp_path / "cube.fits", image_format="fits-cube", progress=False)
+    assert ws2.catalog.images["catalog"].bands == ("g", "r", "i")
