@@ -333,6 +333,30 @@ def lightcurve_table(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- provenance
+def model_description(meta: dict) -> str:
+    """The encoder(s) an embedding version was made with, as one line for a file's provenance.
+
+    The pipeline records ``meta["models"]``: one entry per embedding job (``image:<set>``, ``lightcurve``)
+    with the checkpoint's ``name`` and ``weights_sha256``. Each becomes ``<job>=<name>`` with the first 12 hex
+    digits of its weights hash, joined by ``"; "``, e.g. ``"image:sim=image_encoder_simulated (sha256
+    0123456789ab); lightcurve=lightcurve_encoder"``. Older or hand-made metadata with a single ``model``
+    (``checkpoint``, ``encoder``, ``model_version``) key is read too; ``"none"`` if nothing says.
+    """
+    models = meta.get("models")
+    if isinstance(models, dict) and models:
+        parts = []
+        for job, entry in models.items():
+            if isinstance(entry, dict):
+                checkpoint = entry.get("checkpoint")
+                name = entry.get("name") or (Path(str(checkpoint)).name if checkpoint else job)
+                sha = entry.get("weights_sha256")
+                parts.append(f"{job}={name}" + (f" (sha256 {str(sha)[:12]})" if sha else ""))
+            else:
+                parts.append(f"{job}={entry}")
+        return "; ".join(parts)
+    return next((str(meta[k]) for k in _MODEL_KEYS if meta.get(k)), "none")
+
+
 def provenance(ws: Workspace, query: str, n_rows: int, versions: dict) -> dict[str, str]:
     """What an export came from: tool, workspace, embedding/model, map and score versions, time, criteria.
 
@@ -342,7 +366,7 @@ def provenance(ws: Workspace, query: str, n_rows: int, versions: dict) -> dict[s
     emb_meta = versions.get("embeddings") or (
         ws.versions("embeddings").get(emb_version, {}) if emb_version else {}
     )
-    model = next((str(emb_meta[k]) for k in _MODEL_KEYS if emb_meta.get(k)), "none")
+    model = model_description(emb_meta)
     map_meta = versions.get("maps") or {}
     score_meta = versions.get("scores") or {}
     return {
@@ -487,6 +511,7 @@ __all__ = [
     "export_subset",
     "export_table",
     "load_selection",
+    "model_description",
     "provenance",
     "resolve_subset",
     "saved_selections",

@@ -158,6 +158,11 @@ class SampBridge:
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
 
+    @property
+    def public_id(self) -> str | None:
+        """This client's public id on the hub (what other clients address it by); ``None`` when not connected."""
+        return self._client.get_public_id() if self.connected else None
+
     def connect(self) -> SampBridge:
         """Register with the running hub; :class:`ExplorerError` if there is none."""
         if self.connected:
@@ -203,10 +208,15 @@ class SampBridge:
         return self._client
 
     def clients(self, mtype: str | None = None) -> dict[str, str]:
-        """Other registered clients (public id -> name), only those subscribed to ``mtype`` if given."""
+        """Other registered clients (public id -> name), only those subscribed to ``mtype`` if given.
+
+        The hub itself (which registers as a client too) is left out.
+        """
         client = self._require()
         ids = client.get_subscribed_clients(mtype) if mtype else client.get_registered_clients()
-        return {cid: client.get_metadata(cid).get("samp.name", cid) for cid in ids}
+        # the hub registers as a client too; the SAMP library keeps its id private
+        hub_id = getattr(getattr(client, "client", None), "_hub_id", None)
+        return {cid: client.get_metadata(cid).get("samp.name", cid) for cid in ids if cid != hub_id}
 
     # ------------------------------------------------------------------ sending
     def write_table(self, ids: Sequence[str], name: str = "explorer") -> SentTable:

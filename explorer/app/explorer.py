@@ -17,6 +17,7 @@ from explorer.app.finetune_panel import FinetunePanel
 from explorer.app.inspector import Inspector
 from explorer.app.labeller import Labeller
 from explorer.app.map_view import MapView
+from explorer.app.samp_panel import SampPanel
 from explorer.app.similar import SimilarPanel
 from explorer.session import Session
 from explorer.workspace import Workspace
@@ -92,6 +93,7 @@ class Explorer(pn.viewable.Viewer):
         self.similar = SimilarPanel(session, data)
         self.labeller = Labeller(session, data, background=background)
         self.exporter = Exporter(session, data)
+        self.samp = SampPanel(session, data, background=background)  # connects only when asked
         self.discovery = DiscoveryCurve(session, data)
         self.finetune = FinetunePanel(session, data)
         self._header = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[_HEADER_CSS], margin=(5, 5))
@@ -157,6 +159,7 @@ class Explorer(pn.viewable.Viewer):
                 sizing_mode="stretch_width",
             ),
             self.exporter,
+            self.samp,
             pn.Row(
                 pn.Column(_later(self.inspector.sky_panel), sizing_mode="stretch_width", min_height=200),
                 pn.Column(_later(self.discovery.__panel__), sizing_mode="stretch_width", min_height=200),

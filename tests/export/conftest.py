@@ -13,6 +13,7 @@ from explorer.data.ingest import add_objects
 from explorer.data.readers_images import ImageInput
 from explorer.workspace import Workspace
 from tests.conftest import gaussian_blob
+from tests.export.samp_hub import hub, recorder  # noqa: F401 - SAMP fixtures for the tests of this folder
 
 IMAGE_IDS = ["obj0", "obj1", "obj2", "a/b", "<b>x</b>", "ünï"]
 MULTI_IDS = ["m0", "m1"]
@@ -28,6 +29,29 @@ LABELS = {
     "m0": ("merger", "carol"),
 }
 EMB_DIM = 4
+SHA = "0123456789abcdef" * 4
+# what the pipeline records for an embedding version (explorer.models.embed.embed_workspace): one entry per job
+EMB_MODELS = {
+    "image:set_a": {
+        "checkpoint": "/ckpt/image_encoder_simulated",
+        "name": "image_encoder_simulated",
+        "weights_sha256": SHA,
+    },
+    "image:set_b": {
+        "checkpoint": "/ckpt/image_encoder_simulated",
+        "name": "image_encoder_simulated",
+        "weights_sha256": SHA,
+    },
+    "lightcurve": {
+        "checkpoint": "/ckpt/lightcurve_encoder",
+        "name": "lightcurve_encoder",
+        "weights_sha256": None,
+    },
+}
+MODEL_LINE = (
+    "image:set_a=image_encoder_simulated (sha256 0123456789ab); "
+    "image:set_b=image_encoder_simulated (sha256 0123456789ab); lightcurve=lightcurve_encoder"
+)
 
 
 def _images(ids: list[str], shape: tuple[int, int, int], seed: int) -> tuple[ImageInput, np.ndarray]:
@@ -106,7 +130,9 @@ def build_workspace(path) -> tuple[Workspace, dict]:
     rng = np.random.default_rng(7)
     emb_ids = [i for i in ALL_IDS if i != NO_VECTOR]
     vectors = rng.normal(size=(len(emb_ids), EMB_DIM)).astype(np.float32)
-    emb_version = ws.save_embeddings({"joint": (emb_ids, vectors)}, meta={"model": "test-encoder-v1"})
+    emb_version = ws.save_embeddings(
+        {"joint": (emb_ids, vectors)}, meta={"catalog": ws.manifest["catalog"], "models": EMB_MODELS}
+    )
     coords = pd.DataFrame(
         {"id": emb_ids, "x": vectors[:, 0].astype(np.float64), "y": vectors[:, 1].astype(np.float64)}
     )

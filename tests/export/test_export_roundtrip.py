@@ -14,7 +14,7 @@ from astropy.io import fits
 from explorer.data import formats
 from explorer.export import export_bytes, export_subset, resolve_subset
 from explorer.export_formats import get_writer
-from tests.export.conftest import ALL_IDS, EMB_DIM, LABELS, NO_SCORE, NO_VECTOR
+from tests.export.conftest import ALL_IDS, EMB_DIM, LABELS, MODEL_LINE, NO_SCORE, NO_VECTOR
 from tests.export.helpers import FORMATS, read_astropy, read_back, texts
 
 CONTRACT = ["id", "ra", "dec", "label", "anomaly_score", "map_x", "map_y", "class"]
@@ -111,13 +111,52 @@ def test_provenance_names_versions_time_and_query(ws, truth, tmp_path, fmt):
     prov = _provenance(path, fmt)
     emb_version, map_version, scores_version = truth["versions"]
     assert prov["embeddings_version"] == emb_version and prov["map_version"] == map_version
-    assert prov["scores_version"] == scores_version and prov["model"] == "test-encoder-v1"
+    assert prov["scores_version"] == scores_version and prov["model"] == MODEL_LINE
     from explorer import __version__
 
     assert prov["tool_version"] == __version__
     when = pd.Timestamp(prov["exported_at"])
     assert when.tzinfo is not None and abs(pd.Timestamp.now(tz="UTC") - when) < pd.Timedelta(minutes=5)
     assert "anomaly" in prov["query"] and "artefact" in prov["query"]
+
+
+def test_provenance_names_the_encoders_the_embedding_step_recorded(fresh_ws, tmp_path, monkeypatch):
+    """The names come from what ``embed_workspace`` writes (its ``models`` record), not from a test's guess."""
+    from explorer.models import embed
+    from explorer.models.registry import ASSETS, read_ref
+
+    ws, _ = fresh_ws
+    image, lightcurve = read_ref(ASSETS / "image_encoder_simulated"), read_ref(ASSETS / "lightcurve_encoder")
+    table = ws.catalog.table
+    jobs = [
+        embed.Job(
+            f"image:{name}", "image", name, image, table.loc[table["image_set"] == name, "id"].to_numpy()
+        )
+        for name in ("set_a", "set_b")
+    ]
+    jobs.append(
+        embed.Job(
+            "lightcurve", "lightcurve", None, lightcurve, table.loc[table["has_lightcurve"], "id"].to_numpy()
+        )
+    )
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(embed, "plan", lambda *a, **k: jobs)  # no encoder runs: only the record matters here
+    monkeypatch.setattr(
+        embed, "run_jobs", lambda ws, jobs, **k: {j.key: rng.normal(size=(len(j.ids), 3)) for j in jobs}
+    )
+    version = embed.embed_workspace(ws, progress=False)
+    assert set(ws.versions("embeddings")[version]["models"]) == {"image:set_a", "image:set_b", "lightcurve"}
+
+    sha_i, sha_l = image.config["weights_sha256"][:12], lightcurve.config["weights_sha256"][:12]
+    expected = (
+        f"image:set_a=image_encoder_simulated (sha256 {sha_i}); "
+        f"image:set_b=image_encoder_simulated (sha256 {sha_i}); lightcurve=lightcurve_encoder (sha256 {sha_l})"
+    )
+    for fmt in ("fits", "votable", "parquet"):
+        prov = _provenance(_export(ws, tmp_path, fmt, labels=["anomaly"]), fmt)
+        assert prov["model"] == expected, fmt
+        assert prov["embeddings_version"] == version
+    assert "image_encoder_simulated" in fits.getheader(tmp_path / "out.fits", 0)["MODEL"]
 
 
 def test_csv_reads_with_plain_pandas(ws, tmp_path):

@@ -7,101 +7,16 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import warnings
 
 import pytest
 from astropy import units as u
-from astropy.table import Table
 
 from explorer.errors import ExplorerError
 from explorer.export import export_subset, resolve_subset
 from explorer.samp import SampBridge, samp_module
 from tests.conftest import run_cli
-
-samp = samp_module()
-WAIT = 10.0
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """A SAMP hub of our own (standard profile only, loopback), found through ``SAMP_HUB``; stopped afterwards."""
-    lockfile = tmp_path / "samp-hub.lock"
-    monkeypatch.setenv("SAMP_HUB", f"std-lockurl:file://{lockfile}")
-    with samp.conf.set_temp("use_internet", False):
-        server = samp.SAMPHubServer(
-            web_profile=False, mode="multiple", lockfile=str(lockfile), addr="127.0.0.1"
-        )
-        server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-class Recorder:
-    """A SAMP client standing in for TOPCAT/Aladin: loads tables it is sent and records every message."""
-
-    MTYPES = ("table.load.votable", "table.highlight.row", "coord.pointAt.sky", "table.select.rowList")
-
-    def __init__(self, hub):
-        self.messages: list[tuple[str, dict]] = []
-        self.tables: dict[str, Table] = {}
-        self._cond = threading.Condition()
-        with samp.conf.set_temp("use_internet", False):
-            self.client = samp.SAMPIntegratedClient(name="recorder", addr="127.0.0.1")
-            self.client.connect(hub=hub)
-        for mtype in self.MTYPES:
-            self.client.bind_receive_call(mtype, self._call)
-            self.client.bind_receive_notification(mtype, self._notification)
-
-    def _record(self, mtype, params):
-        if mtype == "table.load.votable":  # read it now, as TOPCAT would, before confirming
-            path = params["url"].removeprefix("file://")
-            self.tables[params["table-id"]] = Table.read(path, format="votable")
-        with self._cond:
-            self.messages.append((mtype, params))
-            self._cond.notify_all()
-
-    def _call(self, private_key, sender_id, msg_id, mtype, params, extra):
-        self._record(mtype, params)
-        self.client.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {}})
-
-    def _notification(self, private_key, sender_id, mtype, params, extra):
-        self._record(mtype, params)
-
-    def wait_for(self, mtype: str, timeout: float = WAIT) -> dict:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = [p for m, p in self.messages if m == mtype]
-                if found:
-                    return found[-1]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        f"no {mtype} within {timeout} s; got {[m for m, _ in self.messages]}"
-                    )
-                self._cond.wait(left)
-
-    def wait_for_client(self, name: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for cid in self.client.get_registered_clients():
-                if self.client.get_metadata(cid).get("samp.name") == name:
-                    return cid
-            time.sleep(0.1)
-        raise AssertionError(f"client {name!r} never registered")
-
-    def close(self):
-        self.client.disconnect()
-
-
-@pytest.fixture
-def recorder(hub):
-    rec = Recorder(hub)
-    yield rec
-    rec.close()
+from tests.export.samp_hub import WAIT
 
 
 @pytest.fixture
@@ -232,7 +147,8 @@ def test_cli_samp_listen_saves_the_selection_as_a_workspace_selection(fresh_ws, 
         env={**os.environ, "TQDM_DISABLE": "1"},
     )
     try:
-        listener = recorder.wait_for_client("astro-embedding-explorer")
+        # a fresh interpreter imports pandas, astropy and pyvo first: slow on a busy machine
+        listener = recorder.wait_for_client("astro-embedding-explorer", timeout=120)
         recorder.client.notify(
             listener,
             {
@@ -244,7 +160,7 @@ def test_cli_samp_listen_saves_the_selection_as_a_workspace_selection(fresh_ws, 
                 },
             },
         )
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
