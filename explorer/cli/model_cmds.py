@@ -49,6 +49,9 @@ def register(sub) -> None:
                        "The previous versions stay in the workspace for comparison.")
     p.add_argument("workspace", type=Path)
     p.add_argument("--head-only", action="store_true", help="train only a head on frozen features")
+    p.add_argument("--head-weight", type=float, default=None,
+                   help="head-only: weight of the label-aware block against the self-supervised embedding "
+                   "(default 2; larger pulls labelled classes further apart, 0 leaves the embedding as it was)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -110,12 +113,19 @@ def cmd_import(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from explorer.models.finetune import finetune_workspace
+    from explorer.models.finetune import FinetuneConfig, finetune_workspace
     from explorer.pipeline import run_steps
 
     ws = Workspace.open(args.workspace)
+    config = FinetuneConfig()
+    if args.head_weight is not None:
+        if args.head_weight < 0:
+            raise DataError(f"--head-weight {args.head_weight}: give a weight of 0 or more (default 2)")
+        if not args.head_only:
+            raise DataError("--head-weight applies to --head-only fine-tuning; add --head-only or drop it")
+        config.head_weight = args.head_weight
     version = finetune_workspace(ws, head_only=args.head_only, epochs=args.epochs, seed=args.seed,
-                                 device=args.device)
+                                 device=args.device, config=config)
     run_steps(ws)
     print(f"fine-tuned embeddings {version}; map and scores recomputed (previous versions kept)")
     return 0

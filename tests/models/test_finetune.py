@@ -9,6 +9,7 @@ import shutil
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from explorer.errors import DataError, WorkspaceError
@@ -144,6 +145,66 @@ def test_labelled_classes_are_better_separated_after_finetuning(ws, head_only, k
     assert 0 < result["neighbour_jaccard"] < 1
 
 
+def test_only_the_tuned_encoder_embeds_again_the_others_vectors_are_kept(ws, monkeypatch):
+    from explorer.data.ingest import add_objects
+    from explorer.data.readers_images import ImageInput
+    from explorer.models import embed
+
+    table, imgs = make_blobs(12, seed=3)
+    table["id"] = [f"other{i:02d}" for i in range(12)]
+    inp = ImageInput(table["id"].tolist(), imgs.shape[1:], ("img",), lambda a, b: imgs[a:b], "others", 12)
+    add_objects(ws, table, source="others", images=inp, image_set="others", progress=False)
+    with pytest.warns(UserWarning, match="'others' has no encoder of its own"):
+        old = embed_workspace(ws, progress=False)  # both image sets, by the same self-supervised encoder
+    old_others = ws.embeddings(old, space="image")
+    keep = np.flatnonzero(np.char.startswith(old_others.ids.astype(str), "other"))
+    label(ws)  # labels only in image set "blobs"
+    ran = []
+    real = embed.embed_partition
+    monkeypatch.setattr(
+        embed, "embed_partition", lambda p, job, *a, **k: ran.append(job.key) or real(p, job, *a, **k)
+    )
+    new = finetune_workspace(ws, head_only=True, epochs=1, progress=False)
+    assert set(ran) == {"image:blobs"}  # "others" was not tuned: not embedded again
+    models = ws.versions("embeddings")[new]["models"]
+    assert models["image:others"]["reused_from"] == old and "reused_from" not in models["image:blobs"]
+    joint = ws.embeddings(new)
+    rows = pd.Index(joint.ids).get_indexer(pd.Index(old_others.ids[keep]))
+    tuned_dim = 16 + FinetuneConfig().head_dim  # the joint space is rebuilt: [tuned block ; untouched block]
+    assert joint.vectors.shape[1] == tuned_dim + 16
+    np.testing.assert_array_equal(joint.vectors[rows, :tuned_dim], 0.0)
+    np.testing.assert_allclose(joint.vectors[rows, tuned_dim:], old_others.vectors[keep], atol=1e-6)
+
+
+def held_out_scores(ws: Workspace, version: str, labelled: dict[str, str]) -> tuple[float, float]:
+    """kNN (k=3) accuracy of the unlabelled objects from the labelled ones, and the class margin among them."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    emb = ws.embeddings(version)
+    cls = ws.catalog.rows(emb.ids)["class"].to_numpy(dtype=str)
+    X = np.asarray(emb.vectors)
+    seen = np.isin(emb.ids.astype(str), list(labelled))
+    knn = KNeighborsClassifier(3).fit(X[seen], cls[seen])
+    accuracy = float((knn.predict(X[~seen]) == cls[~seen]).mean())
+    Xh, yh = X[~seen], cls[~seen]
+    sim, same = Xh @ Xh.T, yh[:, None] == yh[None, :]
+    np.fill_diagonal(same, False)
+    return accuracy, float(sim[same].mean() - sim[yh[:, None] != yh[None, :]].mean())
+
+
+def test_head_only_brings_unlabelled_objects_of_a_labelled_class_closer(ws):
+    labelled = label(ws, 4)  # 8 of 64 labelled; the other 56 are the held-out test
+    old = ws.current("embeddings")
+    before = held_out_scores(ws, old, labelled)
+    new = finetune_workspace(ws, head_only=True, epochs=2, progress=False)
+    after = held_out_scores(ws, new, labelled)
+    assert after[1] > before[1] + 0.3  # same-class objects nobody labelled are much closer than before
+    assert after[0] >= before[0]
+    # the label block is centred: no offset shared by every object (which made all objects alike in it)
+    block = np.asarray(ws.embeddings(new).vectors)[:, ws.embeddings(old).vectors.shape[1] :]
+    assert np.linalg.norm(block.mean(0)) < 0.1 * np.linalg.norm(block, axis=1).mean()
+
+
 def test_compare_a_version_with_itself(ws):
     label(ws, 3)
     v = ws.current("embeddings")
@@ -233,3 +294,24 @@ def test_cli_finetune_head_only_remaps_and_rescores(ws):
 def test_cli_finetune_with_too_few_labels_is_a_one_line_error(ws):
     res = run_cli("finetune", ws.path, "--head-only")
     assert res.returncode == 2 and "Label 4 more" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_cli_head_weight_without_head_only_is_a_one_line_error(ws):
+    label(ws)
+    res = run_cli("finetune", ws.path, "--head-weight", "2")
+    assert res.returncode == 2 and "--head-only" in res.stderr and "Traceback" not in res.stderr
+    assert len(ws.versions("embeddings")) == 1
+
+
+def test_balanced_knn_accuracy_sees_what_plain_accuracy_hides_for_a_rare_class():
+    from explorer.models.finetune_data import knn_loo_accuracy, label_margin
+
+    rng = np.random.default_rng(0)
+    y = np.array(["anomaly"] * 8 + ["normal"] * 142)
+    scattered = rng.normal(size=(150, 8))  # no structure: every anomaly's neighbours are mostly normal
+    grouped = scattered.copy()
+    grouped[:8] += 6.0  # the anomalies gathered in one place
+    assert knn_loo_accuracy(scattered, y) == pytest.approx(142 / 150)  # looks good, means nothing
+    assert knn_loo_accuracy(scattered, y, balanced=True) == pytest.approx(0.5)
+    assert knn_loo_accuracy(grouped, y, balanced=True) > 0.9
+    assert label_margin(grouped, y) > label_margin(scattered, y) + 0.3

@@ -121,3 +121,13 @@ def test_bring_your_own_module():
     emb = enc.embed(_cutouts(3, 1, 50))
     assert emb.shape == (3, 5) and enc.embedding_dim == 5 and enc.modality == "image"
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+
+
+def test_embed_images_learns_the_length_of_a_module_wrapped_without_embedding_dim():
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64 * 64, 7))
+    enc = TorchImageEncoder(module, name="mine")  # no embedding_dim=: unknown until the first batch
+    raw = _cutouts(5, 1, 50)
+    emb = embed_images(enc, raw, batch_size=2, progress=False)
+    assert emb.shape == (5, 7) and enc.embedding_dim == 7
+    np.testing.assert_allclose(emb, enc.embed(raw), atol=1e-6)
+    assert embed_images(TorchImageEncoder(module, name="fresh"), raw[:0], progress=False).shape[0] == 0
