@@ -336,14 +336,14 @@ def bench_projection(sizes: list[int], umap_100k: bool, skip_jit: bool) -> None:
 def bench_anomaly(sizes: list[int]) -> None:
     rng = np.random.default_rng(9)
     small = rng.normal(size=(2000, 64)).astype(np.float32)
-    ms, warm = once(lambda: AnomalyScorer().fit(small, np.arange(2000)).update({0: "normal"}))
+    ms, warm = once(lambda: AnomalyScorer(method="iforest").fit(small, np.arange(2000)).update({0: "normal"}))
     record("anomaly", "2,000x64", "first use in process (numba compile)", ms)
     for n in sizes:
         label = f"{n:,}x64"
         rng = np.random.default_rng(0)
         X = rng.normal(size=(n, 64)).astype(np.float32)
         ids = np.array([f"o{i}" for i in range(n)], dtype=object)
-        ms, sc = once(lambda: AnomalyScorer().fit(X, ids))  # noqa: B023
+        ms, sc = once(lambda: AnomalyScorer(method="iforest").fit(X, ids))  # noqa: B023
         record("anomaly", label, "iforest: fit + score all", ms)
         new = X[: min(n, 100_000)]
         wall, cpu, _ = timed(lambda: sc.score_samples(new), repeat=3)  # noqa: B023
@@ -393,10 +393,10 @@ def bench_discovery(n: int = 20_000, budget: int = 100) -> None:
     X[anom, 1:4] += rng.normal(size=(n_anom, 3)) * 0.3 + 3.5
     ids = np.array([f"o{i}" for i in range(n)])
     truth = set(ids[anom])
-    static = AnomalyScorer().fit(X, ids).rank(top=budget)
+    static = AnomalyScorer(method="iforest").fit(X, ids).rank(top=budget)
     found = {}
     for feedback in ("aad", "kernel"):
-        sc = AnomalyScorer(feedback=feedback).fit(X, ids)
+        sc = AnomalyScorer(method="iforest", feedback=feedback).fit(X, ids)
         seen = []
         w = time.perf_counter()
         for _ in range(budget):

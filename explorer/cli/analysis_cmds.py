@@ -20,7 +20,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("score", help="unsupervised anomaly scores of the embeddings (higher = more anomalous)")
     p.add_argument("workspace", type=Path)
-    p.add_argument("--method", choices=("iforest", "knn"), default="iforest")
+    p.add_argument(
+        "--method",
+        choices=("knn", "iforest"),
+        default=None,
+        help="kNN distance (default: best measured on the simulated survey) or isolation forest",
+    )
     p.add_argument("--space", default="joint")
     p.set_defaults(func=cmd_score)
 
@@ -56,7 +61,7 @@ def cmd_score(args) -> int:
 
     ws = Workspace.open(args.workspace)
     version = score_workspace(ws, method=args.method, space=args.space)
-    print(f"anomaly scores {version} ({args.method}) saved")
+    print(f"anomaly scores {version} ({ws.scores(version)[1]['method']}) saved")
     return 0
 
 

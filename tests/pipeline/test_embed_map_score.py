@@ -76,3 +76,53 @@ def test_cli_errors_are_one_line_with_exit_code_2(blob_workspace, tmp_path):
     assert res.returncode == 2 and "not a workspace" in res.stderr
     res = run_cli("select", blob_workspace.path, "--polygon", "1,2 3")
     assert res.returncode == 2
+
+
+def test_scores_default_to_knn_and_a_partitioned_run_keeps_the_fitted_scores(blob_workspace):
+    from explorer.analysis.anomaly import AnomalyScorer
+    from explorer.analysis.distributed import sample_rows
+    from explorer.analysis.workspace_ops import score_workspace
+    from explorer.errors import DataError
+
+    ws = blob_workspace
+    emb = ws.embeddings(embed_workspace(ws, progress=False))
+    whole = score_workspace(ws, progress=False)
+    scores, meta = ws.scores(whole)
+    assert meta["method"] == "knn" and meta["params"]["reference_size"] == AnomalyScorer().reference_size
+    assert list(scores["id"]) == list(emb.ids) and np.isfinite(scores["score"]).all()
+    expected = AnomalyScorer(random_state=0).fit(np.asarray(emb.vectors), emb.ids).score_samples()
+    # what the app's live ranking (AnomalyScorer with its defaults on the same vectors) starts from
+    np.testing.assert_allclose(scores["score"], expected, rtol=1e-6)
+
+    parted = score_workspace(ws, sample_size=40, part_rows=16, progress=False)
+    p_scores, p_meta = ws.scores(parted)
+    rows = sample_rows(len(emb.ids), 40, 0)
+    fitted = AnomalyScorer(random_state=0).fit(np.asarray(emb.vectors)[rows], emb.ids[rows]).score_samples()
+    assert p_meta["fit_sample"] == 40
+    # the fitted sample keeps its fitted scores (a reference object is not its own neighbour)
+    np.testing.assert_allclose(p_scores["score"].to_numpy()[rows], fitted, rtol=1e-6)
+    assert np.isfinite(p_scores["score"]).all()
+
+    assert ws.scores(score_workspace(ws, method="iforest", progress=False))[1]["method"] == "iforest"
+    with pytest.raises(DataError, match="'lof'"):
+        score_workspace(ws, method="lof", progress=False)
+    small = score_workspace(ws, scorer_params={"reference_size": 16}, progress=False)
+    assert ws.scores(small)[1]["params"]["reference_size"] == 16
+    with pytest.raises(DataError, match="reference_sise"):
+        score_workspace(ws, scorer_params={"reference_sise": 16}, progress=False)
+
+
+def test_imported_vectors_are_scored_and_a_planted_outlier_comes_first(blob_workspace, tmp_path):
+    from explorer.analysis.workspace_ops import score_workspace
+    from explorer.models.embed import import_vectors
+
+    ws = blob_workspace
+    ids = np.asarray(ws.catalog.ids, dtype=str)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(len(ids), 8)).astype(np.float32) * 0.1 + np.eye(8, dtype=np.float32)[0]
+    X[7] = np.eye(8, dtype=np.float32)[3]  # one vector pointing elsewhere
+    np.savez(tmp_path / "vec.npz", ids=ids, vectors=X)
+    import_vectors(ws, tmp_path / "vec.npz")
+    scores, meta = ws.scores(score_workspace(ws, progress=False))
+    assert meta["space"] == "joint"
+    assert scores.sort_values("score", ascending=False)["id"].iloc[0] == ids[7]
