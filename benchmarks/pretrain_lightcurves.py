@@ -4,10 +4,15 @@ Training data: simulated light curves (:mod:`explorer.data.simulate`, bands g, r
 catalogue rows (about a third have a light curve), plus, with ``--rrlyrae``, the 483 SDSS Stripe 82 RR Lyrae
 curves (bands ugriz) read in place; no label or period is used. The checkpoint in ``--out`` is rewritten after
 every epoch and a killed run resumes where it stopped. ``--ship`` copies the final weights and config (without
-the optimizer state) to a folder such as ``assets/lightcurve_encoder``.
+the optimizer state) to a folder such as ``assets/lightcurve_encoder``. With ``--snia`` the 2,289 ZTF SN Ia
+curves (bands g, R) join the training set too.
 
-    python benchmarks/pretrain_lightcurves.py --sim-objects 30000 --rrlyrae --epochs 8 \\
-        --out benchmarks/out/lc_sim_rrl --ship assets/lightcurve_encoder
+The shipped checkpoint, and the best one on RR Lyrae (pretrained on those curves themselves, no labels):
+
+    python benchmarks/pretrain_lightcurves.py --sim-objects 30000 --rrlyrae --epochs 8 --seed 0 --threads 1 \\
+        --out benchmarks/out/lc_sim_rrl_v2 --ship assets/lightcurve_encoder --no-resume
+    python benchmarks/pretrain_lightcurves.py --sim-objects 0 --rrlyrae --epochs 60 --seed 0 --threads 1 \\
+        --out benchmarks/out/lc_rrl_v2_seed0 --no-resume
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from explorer.models.checkpoints import build_from_checkpoint, load_checkpoint, 
 from explorer.models.lightcurve_encoder import LightCurveEncoderConfig  # noqa: E402
 from explorer.models.train_lightcurve import pretrain_lightcurves  # noqa: E402
 
+SNIA = Path("/work/shared/data/sdss_rrlyrae_ztf_snia_lightcurves/SNIa")
 _SAVED_BY_CHECKPOINTS = ("created", "explorer_version", "weights_sha256", "extra_sha256")
 
 
@@ -41,8 +47,21 @@ def simulated(n_objects: int, seed: int) -> pd.DataFrame:
     ]
 
 
-def training_set(n_sim: int, rrlyrae: bool, seed: int) -> pd.DataFrame:
+def load_snia(folder: Path = SNIA) -> pd.DataFrame:
+    """The 2,289 ZTF SN Ia light curves (bands g, R), long form ``id, time, mag, err, band``."""
+    files = sorted((folder / "light-curves").glob("*.csv"))
+    frames = [pd.read_csv(f).assign(id=f.stem) for f in files]
+    lc = pd.concat(frames, ignore_index=True).rename(columns={"magerr": "err"})
+    return lc[["id", "time", "mag", "err", "band"]]
+
+
+def training_set(n_sim: int, rrlyrae: bool, seed: int, snia: bool = False) -> pd.DataFrame:
     frames = [simulated(n_sim, seed)] if n_sim > 0 else []
+    if snia:
+        if not (SNIA / "light-curves").is_dir():
+            raise SystemExit(f"--snia: data not found at {SNIA}")
+        lc = load_snia(SNIA)
+        frames.append(lc.assign(id="ztf-snia-" + lc["id"].astype(str)))
     if rrlyrae:
         from bench_rrlyrae_knn import DATA, load_rrlyrae
 
@@ -71,6 +90,9 @@ def main() -> None:
     parser.add_argument(
         "--rrlyrae", action="store_true", help="also train on the SDSS RR Lyrae curves (no labels)"
     )
+    parser.add_argument(
+        "--snia", action="store_true", help="also train on the 2,289 ZTF SN Ia curves (no labels)"
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -98,7 +120,7 @@ def main() -> None:
             raise SystemExit(f"--set {item}: unknown key {key!r}; known: {sorted(defaults)}")
         config[key] = type(defaults[key])(value) if not isinstance(defaults[key], list) else value.split(",")
     t0 = time.perf_counter()
-    data = training_set(args.sim_objects, args.rrlyrae, args.seed)
+    data = training_set(args.sim_objects, args.rrlyrae, args.seed, args.snia)
     print(
         f"training set: {data['id'].nunique()} curves, {len(data)} points, bands {sorted(data['band'].unique())} "
         f"({time.perf_counter() - t0:.1f} s)"

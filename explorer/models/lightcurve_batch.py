@@ -468,3 +468,32 @@ def epoch_mask(batch: LightCurveBatch, fraction: float, rng: np.random.Generator
     hidden[~multi] = False
     out = np.take_along_axis(hidden, np.maximum(epoch, 0), axis=1) & (epoch >= 0)
     return torch.from_numpy(out)
+
+
+def drop_epochs(batch: LightCurveBatch, fraction: float, rng: np.random.Generator) -> LightCurveBatch:
+    """A view of ``batch`` with a random ``fraction`` of each curve's epochs turned into padding (contrastive views).
+
+    Every curve keeps at least one epoch. The other tensors are shared with ``batch``; only ``mask`` and
+    ``epoch`` are new.
+    """
+    epoch = batch.epoch.numpy()
+    n = epoch.shape[0]
+    n_epochs = (epoch.max(axis=1) + 1) if epoch.size else np.zeros(n, np.int64)
+    width = int(max(n_epochs.max(initial=0), 1))
+    u = rng.random((n, width))
+    u[np.arange(width)[None, :] >= n_epochs[:, None]] = np.inf
+    dropped = u < fraction
+    rows = np.arange(n)
+    dropped[rows, np.argmin(u, axis=1)] = False  # keep the epoch with the smallest draw
+    drop = np.take_along_axis(dropped, np.maximum(epoch, 0), axis=1) & (epoch >= 0)
+    keep = batch.mask & ~torch.from_numpy(drop)
+    return LightCurveBatch(
+        ids=batch.ids,
+        dt=batch.dt,
+        value=batch.value,
+        err=batch.err,
+        band=batch.band,
+        epoch=torch.where(keep, batch.epoch, torch.full_like(batch.epoch, -1)),
+        mask=keep,
+        summary=batch.summary,
+    )

@@ -11,12 +11,16 @@ Model (:class:`LightCurveTransformer`, architecture name ``"lightcurve-transform
   shape on them; band index 0 is the "unknown band" token used for bands outside the vocabulary (with a warning);
 * a pre-norm transformer encoder with a padding mask; curves longer than ``max_len`` are subsampled
   (random in training, evenly spaced at inference);
-* embedding = L2-normalise( concat( unit(mean-pooled projection of the tokens), ``summary_weight`` *
-  standardised summary statistics / sqrt(n_summary) ) ). The second block carries the colours and amplitudes that
-  the per-curve normalisation strips (:data:`~explorer.models.lightcurve_batch.SUMMARY_DOC`); missing bands take
-  the training mean. Total length ``embedding_dim``.
+* embedding (``fusion="standardised"``, the default) = L2-normalise( concat( mean-pooled projection of the
+  tokens standardised by its training-set mean and std / sqrt(pooled_dim), ``summary_weight`` * standardised
+  summary statistics / sqrt(n_summary), ``anchor`` ) ): both blocks have unit expected norm, so shape and
+  colour/amplitude weigh alike under cosine similarity, and the constant anchor stops the final normalisation
+  from distorting the distances. The summary block carries the colours and amplitudes that the per-curve
+  normalisation strips (:data:`~explorer.models.lightcurve_batch.SUMMARY_DOC`); missing bands take the training
+  mean. Total length ``embedding_dim``. First-version checkpoints (``fusion="concat"``) still load.
 
-Pretraining (:mod:`explorer.models.train_lightcurve`) reconstructs the values of hidden *epochs*.
+Pretraining (:mod:`explorer.models.train_lightcurve`) reconstructs the values of hidden *epochs*, optionally
+with a contrastive term between two subsamplings of each curve.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ from explorer.models.lightcurve_batch import (
 )
 
 ARCHITECTURE = "lightcurve-transformer"
+#: Ways to join the pooled transformer output and the summary statistics (see ``LightCurveTransformer.forward``).
+FUSIONS = ("standardised", "concat")
+#: Output size of the contrastive projection head.
+CONTRAST_DIM = 64
 
 
 @dataclass
@@ -61,6 +69,14 @@ class LightCurveEncoderConfig:
     encodings a 1,000-day shift stopped a small model from learning in 200 steps, measured),
     ``unknown_band_rate`` (fraction of points shown with the "unknown band" token, so that token is trained
     for bands outside the vocabulary).
+    Fusion: ``fusion`` ``"standardised"`` (default) standardises the pooled transformer output with statistics
+    of the training set, places it beside the standardised summary statistics and a constant ``anchor``, then
+    L2-normalises (see :meth:`LightCurveTransformer.forward`); ``"concat"`` is the first version's
+    ``unit(pooled) + summary`` (checkpoints without a ``fusion`` key load as ``"concat"``).
+    Contrastive term (``contrastive_weight`` > 0): NT-Xent (Chen et al. 2020, SimCLR) at ``temperature``
+    between two subsamplings of each curve, each dropping a fraction ``view_drop`` of its epochs, with the summary
+    token blanked with probability ``summary_dropout`` per view (so curves cannot be told apart by their summary
+    token alone).
     """
 
     d_model: int = 64
@@ -83,6 +99,12 @@ class LightCurveEncoderConfig:
     mask_fraction: float = 0.3
     max_time_shift: float = 0.0
     unknown_band_rate: float = 0.05
+    fusion: str = "standardised"
+    anchor: float = 1.0
+    contrastive_weight: float = 0.0
+    temperature: float = 0.2
+    view_drop: float = 0.3
+    summary_dropout: float = 0.5
 
     @classmethod
     def from_dict(cls, d: dict | None) -> LightCurveEncoderConfig:
@@ -99,8 +121,8 @@ class LightCurveEncoderConfig:
 
     @property
     def pooled_dim(self) -> int:
-        """Length of the transformer block of the embedding."""
-        return self.embedding_dim - self.n_summary
+        """Length of the transformer block of the embedding (the rest: summary statistics, anchor)."""
+        return self.embedding_dim - self.n_summary - (1 if self.fusion == "standardised" else 0)
 
     def validate(self) -> None:
         """Raise :class:`ModelError` on inconsistent values."""
@@ -112,6 +134,13 @@ class LightCurveEncoderConfig:
             raise ModelError(
                 f"embedding_dim={self.embedding_dim} leaves {self.pooled_dim} dims after the "
                 f"{self.n_summary} summary statistics; use embedding_dim >= {self.n_summary + 8}"
+            )
+        if self.fusion not in FUSIONS:
+            raise ModelError(f"fusion={self.fusion!r} is not known; use one of {list(FUSIONS)}")
+        if self.contrastive_weight > 0 and self.fusion != "standardised":
+            raise ModelError(
+                f"contrastive_weight={self.contrastive_weight} needs fusion='standardised' (it has the "
+                f"projection head), not {self.fusion!r}"
             )
         if self.d_model % self.n_heads or self.d_model % 2:
             raise ModelError(f"d_model={self.d_model} must be even and divisible by n_heads={self.n_heads}")
@@ -201,6 +230,11 @@ class LightCurveTransformer(nn.Module):
         self.recon_head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         self.register_buffer("summary_mean", torch.zeros(n_s))
         self.register_buffer("summary_std", torch.ones(n_s))
+        if config.fusion == "standardised":
+            p = config.pooled_dim
+            self.contrast_head = nn.Sequential(nn.Linear(p, p), nn.GELU(), nn.Linear(p, CONTRAST_DIM))
+            self.register_buffer("pooled_mean", torch.zeros(p))
+            self.register_buffer("pooled_std", torch.ones(p))
 
     # -- pieces ------------------------------------------------------------------------------------------
     def standardise_summary(self, summary: Tensor) -> tuple[Tensor, Tensor]:
@@ -210,7 +244,9 @@ class LightCurveTransformer(nn.Module):
         z = torch.where(present, z, torch.zeros_like(z)).clamp(-5, 5)
         return z, present.float()
 
-    def encode(self, batch: LightCurveBatch, hidden: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def encode(
+        self, batch: LightCurveBatch, hidden: Tensor | None = None, blank_summary: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the transformer.
 
         Parameters
@@ -219,6 +255,8 @@ class LightCurveTransformer(nn.Module):
             ``(n, L)`` tensors.
         hidden : Tensor bool ``(n, L)``, optional
             Points whose value/error are hidden from the model (masked reconstruction).
+        blank_summary : Tensor bool ``(n,)``, optional
+            Curves whose summary token is shown as "all statistics missing" (contrastive views).
 
         Returns
         -------
@@ -234,7 +272,11 @@ class LightCurveTransformer(nn.Module):
         vals = torch.stack([batch.value * (1 - flag), batch.err * (1 - flag), flag], dim=-1)
         x = self.point_proj(vals) + self.band_embedding(batch.band) + self.time_encoding(batch.dt)
         z_sum, present = self.standardise_summary(batch.summary)
-        s_tok = self.summary_proj(torch.cat([z_sum, present], dim=-1))[:, None, :]
+        z_in, present_in = z_sum, present
+        if blank_summary is not None:
+            keep_summary = (~blank_summary).to(z_sum.dtype)[:, None]
+            z_in, present_in = z_sum * keep_summary, present * keep_summary
+        s_tok = self.summary_proj(torch.cat([z_in, present_in], dim=-1))[:, None, :]
         x = torch.cat([s_tok, x], dim=1)
         keep = torch.cat([torch.ones_like(batch.mask[:, :1]), batch.mask], dim=1)
         for block in self.blocks:
@@ -249,18 +291,39 @@ class LightCurveTransformer(nn.Module):
         tokens, pooled, _ = self.encode(batch, hidden)
         return self.recon_head(tokens + self.context_proj(pooled)[:, None, :]).squeeze(-1)
 
+    def contrast(self, batch: LightCurveBatch, blank_summary: Tensor | None = None) -> Tensor:
+        """Projections for the contrastive loss, ``(n, CONTRAST_DIM)``, L2-normalised."""
+        _, pooled, _ = self.encode(batch, blank_summary=blank_summary)
+        return nn.functional.normalize(self.contrast_head(pooled), dim=-1)
+
     def forward(self, batch: LightCurveBatch) -> Tensor:
-        """Embeddings ``(n, embedding_dim)``, L2-normalised."""
+        """Embeddings ``(n, embedding_dim)``, L2-normalised.
+
+        ``fusion="standardised"``: ``normalise([(pooled - mean) / std / sqrt(pooled_dim), summary_weight *
+        z / sqrt(n_summary), anchor])``, with the pooled mean and std of the training set and ``z`` the
+        standardised summary statistics. Each block then has unit expected squared norm, so cosine similarity
+        weighs shape (pooled) and colour/amplitude (summary) alike; the constant ``anchor`` keeps the final
+        normalisation from rescaling curves with extreme statistics (without it, cosine similarity of the summary
+        block alone scored 0.954 on RR Lyrae ab/c where Euclidean distance scored 0.971; anchor 1: 0.969, 3: 0.971).
+        ``fusion="concat"`` (first version): ``normalise([unit(pooled), summary_weight * z / sqrt(n_summary)])``.
+        """
         _, pooled, z_sum = self.encode(batch)
-        pooled = nn.functional.normalize(pooled.float(), dim=-1)
         w = self.config.summary_weight / math.sqrt(z_sum.shape[1])
-        return nn.functional.normalize(torch.cat([pooled, w * z_sum.float()], dim=-1), dim=-1)
+        if self.config.fusion == "concat":
+            pooled = nn.functional.normalize(pooled.float(), dim=-1)
+            return nn.functional.normalize(torch.cat([pooled, w * z_sum.float()], dim=-1), dim=-1)
+        p = (pooled.float() - self.pooled_mean) / self.pooled_std / math.sqrt(pooled.shape[1])
+        anchor = torch.full_like(p[:, :1], self.config.anchor)
+        return nn.functional.normalize(torch.cat([p, w * z_sum.float(), anchor], dim=-1), dim=-1)
 
 
 @register_architecture(ARCHITECTURE)
 def build_lightcurve_transformer(config: dict) -> LightCurveTransformer:
-    """Checkpoint factory: an untrained :class:`LightCurveTransformer` from a checkpoint's config dict."""
-    return LightCurveTransformer(LightCurveEncoderConfig.from_dict(config))
+    """Checkpoint factory: an untrained :class:`LightCurveTransformer` from a checkpoint's config dict.
+
+    A config without ``fusion`` comes from the first version and is built with ``fusion="concat"``.
+    """
+    return LightCurveTransformer(LightCurveEncoderConfig.from_dict({"fusion": "concat", **(config or {})}))
 
 
 def checkpoint_config(config: LightCurveEncoderConfig, **extra) -> dict:
@@ -300,6 +363,11 @@ class LightCurveEncoder:
     max_len : int, optional
         Points per curve at inference (evenly spaced subsample); default the checkpoint's ``max_len``. Fewer
         points embed faster (attention costs grow with its square) at some loss of detail.
+    workers : int, optional
+        CPU only: batches embedded at once, each by one Python thread running torch on one intra-op thread
+        (torch's kernels release the GIL). Default ``torch.get_num_threads()``. For this small model, one torch
+        thread per batch used half the CPU time per curve of two intra-op threads on one batch (measured on the
+        shared 2-core machine: ~1,000 vs ~500 curves per CPU-second). The vectors do not depend on it.
     """
 
     modality = "lightcurve"
@@ -312,6 +380,7 @@ class LightCurveEncoder:
         batch_size: int = 256,
         precision: str = "fp32",
         max_len: int | None = None,
+        workers: int | None = None,
     ) -> None:
         if precision not in ("auto", "bf16", "fp32"):
             raise ModelError(f"precision {precision!r} is not known; use 'auto', 'bf16' or 'fp32'")
@@ -321,6 +390,7 @@ class LightCurveEncoder:
         self.batch_size = batch_size
         self.precision = precision
         self.max_len = max_len
+        self.workers = workers
 
     @classmethod
     def from_checkpoint(cls, directory: Path | str, **kwargs) -> LightCurveEncoder:
@@ -340,6 +410,11 @@ class LightCurveEncoder:
     @property
     def bands(self) -> list[str]:
         return list(self.config.bands)
+
+    def _n_workers(self) -> int:
+        if torch.device(self.device).type != "cpu":
+            return 1
+        return max(1, int(self.workers if self.workers is not None else torch.get_num_threads()))
 
     def _autocast(self):
         use = self.precision == "bf16" or (
@@ -373,14 +448,43 @@ class LightCurveEncoder:
         )
         out = np.empty((len(prepared), cfg.embedding_dim), np.float32)
         order = np.argsort(prepared.counts, kind="stable")  # similar lengths together: little padding
-        chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        with self._autocast():
-            for rows in tqdm(chunks, desc="embed light curves", unit="batch", disable=not progress):
+        workers = self._n_workers()
+        size = self.batch_size
+        if workers > 1:  # at least two batches per worker, so the threads share the work evenly
+            size = max(16, min(size, math.ceil(len(order) / (2 * workers))))
+        chunks = [order[i : i + size] for i in range(0, len(order), size)]
+
+        def run(rows: np.ndarray) -> None:
+            with self._autocast(), torch.inference_mode():
                 b = collate(prepared, rows, max_len=self.max_len or cfg.max_len).to(self.device)
                 out[rows] = self.module(b).float().cpu().numpy()
+
+        bar = tqdm(total=len(chunks), desc="embed light curves", unit="batch", disable=not progress)
+        if workers > 1 and len(chunks) > 1:
+            _threaded(run, chunks, workers, bar)
+        else:
+            for rows in chunks:
+                run(rows)
+                bar.update()
+        bar.close()
         if not np.isfinite(out).all():
             raise ModelError(f"encoder {self.name!r} produced NaN/inf embeddings; check the light curves")
         return l2_normalise(out)
+
+
+def _threaded(run, chunks: list[np.ndarray], workers: int, bar) -> None:
+    """Call ``run(rows)`` for every chunk on ``workers`` Python threads, torch limited to one intra-op thread
+    meanwhile (restored afterwards)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for _ in pool.map(run, chunks):
+                bar.update()
+    finally:
+        torch.set_num_threads(before)
 
 
 def embed_lightcurves(
@@ -394,7 +498,13 @@ def embed_lightcurves(
     """Embed a long-form light-curve table with ``encoder``: ``(n_ids, d)`` float32 in the order of ``ids``."""
     if batch_size != encoder.batch_size:
         encoder = LightCurveEncoder(
-            encoder.module, encoder.name, encoder.device, batch_size, encoder.precision, encoder.max_len
+            encoder.module,
+            encoder.name,
+            encoder.device,
+            batch_size,
+            encoder.precision,
+            encoder.max_len,
+            encoder.workers,
         )
     return encoder.embed(df, ids=ids, progress=progress)
 

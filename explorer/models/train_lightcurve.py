@@ -1,10 +1,17 @@
-"""Self-supervised pretraining of the light-curve transformer: masked reconstruction of whole epochs.
+"""Self-supervised pretraining of the light-curve transformer: masked reconstruction of whole epochs (+ contrast).
 
 Each step hides a random ~``mask_fraction`` of each curve's *epochs* (all bands observed within
 ``epoch_window`` days, :func:`~explorer.models.lightcurve_batch.epoch_mask`) and regresses their normalised
 magnitudes (mean squared error over hidden points), as ASTROMER does per point (Donoso-Oliva et al. 2023).
 Hiding whole epochs matters for surveys such as SDSS that take five bands within minutes: a hidden point could
 otherwise be copied from another band of the same epoch.
+
+With ``contrastive_weight`` > 0 a second term pulls together two views of each curve (another random subsample,
+a fraction ``view_drop`` of its epochs dropped) against the other curves of the batch: NT-Xent (Chen et al.
+2020) on a projection head of the pooled output. In each view the summary token is blanked with probability
+``summary_dropout``, so the transformer must recognise a curve by the shape of its points, not by its colours.
+After every epoch the pooled output's mean and standard deviation over (up to 4,096 of) the training curves are
+stored in the model; the ``"standardised"`` fusion uses them (:meth:`LightCurveTransformer.forward`).
 
 Training is deterministic given ``seed``: epoch ``k`` draws its order, subsamples, masks, time shifts and
 dropout from seeds derived from ``(seed, k)``, so a run resumed from the checkpoint of epoch ``k`` equals an
@@ -32,6 +39,7 @@ from explorer.models.lightcurve_batch import (
     UNKNOWN_BAND,
     PreparedLightCurves,
     collate,
+    drop_epochs,
     epoch_mask,
     order_bands,
     prepare_lightcurves,
@@ -53,6 +61,10 @@ _RESUMABLE_KEYS = {
     "max_time_shift",
     "unknown_band_rate",
     "dropout",
+    "contrastive_weight",
+    "temperature",
+    "view_drop",
+    "summary_dropout",
 }
 
 
@@ -139,14 +151,67 @@ def _resume_state(
     return state, load_extra_tensors(out_dir), info
 
 
-def _train_step(model, optimizer, batch, hidden) -> float:
-    pred = model.reconstruct(batch, hidden)
-    loss = torch.mean((pred[hidden] - batch.value[hidden]) ** 2)
+def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent loss (Chen et al. 2020) of paired unit vectors ``a``, ``b`` ``(n, k)``: each row's positive is
+    its pair, the other ``2n - 2`` rows are negatives."""
+    z = torch.cat([a, b], dim=0)
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    n = a.shape[0]
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return torch.nn.functional.cross_entropy(sim, target)
+
+
+def _train_step(model, optimizer, batch, hidden, cfg, views=None) -> float:
+    """One optimiser step on masked reconstruction (+ the contrastive term when ``views`` is given).
+
+    ``views``: ``(second view, blank_summary first view, blank_summary second view)``.
+    """
+    if views is None:
+        pred = model.reconstruct(batch, hidden)
+        loss = torch.mean((pred[hidden] - batch.value[hidden]) ** 2)
+    else:
+        view, blank_a, blank_b = views
+        tokens, pooled, _ = model.encode(batch, hidden, blank_summary=blank_a)
+        pred = model.recon_head(tokens + model.context_proj(pooled)[:, None, :]).squeeze(-1)
+        loss = torch.mean((pred[hidden] - batch.value[hidden]) ** 2) if bool(hidden.any()) else pred.sum() * 0
+        a = torch.nn.functional.normalize(model.contrast_head(pooled), dim=-1)
+        b = model.contrast(view, blank_summary=blank_b)
+        loss = loss + cfg.contrastive_weight * nt_xent(a, b, cfg.temperature)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     return float(loss.detach())
+
+
+def _contrastive_views(prepared, rows, cfg, rng: np.random.Generator, device):
+    """Second view of the curves ``rows`` and the summary-blanking flags of both views (see module docstring)."""
+    view = drop_epochs(collate(prepared, rows, max_len=cfg.max_len, rng=rng), cfg.view_drop, rng)
+    view = _augment(view, cfg, rng)
+    blank = torch.from_numpy(rng.random((2, len(rows))) < cfg.summary_dropout).to(device)
+    return view.to(device), blank[0], blank[1]
+
+
+@torch.no_grad()
+def fit_pooled_stats(model: LightCurveTransformer, prepared: PreparedLightCurves, seed: int = 0) -> None:
+    """Store the mean and std of the pooled output over up to 4,096 training curves (for the fusion)."""
+    if not hasattr(model, "pooled_mean") or len(prepared) == 0:
+        return
+    was_training = model.training
+    model.eval()
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(prepared), size=min(len(prepared), 4096), replace=False))
+    device = model.pooled_mean.device
+    pooled = []
+    for start in range(0, len(rows), 256):
+        batch = collate(prepared, rows[start : start + 256], max_len=model.config.max_len).to(device)
+        pooled.append(model.encode(batch)[1].float())
+    pooled = torch.cat(pooled)
+    model.pooled_mean.copy_(pooled.mean(0))
+    if len(pooled) > 1:
+        model.pooled_std.copy_(pooled.std(0, unbiased=False).clamp_min(1e-4))
+    model.train(was_training)
 
 
 def _augment(batch, cfg: LightCurveEncoderConfig, rng: np.random.Generator):
@@ -177,12 +242,14 @@ def _run_epoch(
         rows = order[start : start + cfg.batch_size]
         batch = _augment(collate(prepared, rows, max_len=cfg.max_len, rng=rng), cfg, rng)
         hidden = epoch_mask(batch, cfg.mask_fraction, rng)
+        contrastive = cfg.contrastive_weight > 0 and len(rows) > 1
+        views = _contrastive_views(prepared, rows, cfg, rng, device) if contrastive else None
         step += 1
-        if not hidden.any():
+        if not hidden.any() and not contrastive:
             continue
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step - 1, total, cfg)
-        losses.append(_train_step(model, optimizer, batch.to(device), hidden.to(device)))
+        losses.append(_train_step(model, optimizer, batch.to(device), hidden.to(device), cfg, views))
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
     return (float(np.mean(losses)) if losses else float("nan")), step
 
@@ -252,6 +319,7 @@ def pretrain_lightcurves(
     ):
         t0, c0 = time.perf_counter(), time.process_time()
         loss, step = _run_epoch(model, optimizer, prepared, cfg, epoch, seed, step, total, device, progress)
+        fit_pooled_stats(model, prepared, seed)
         info = {
             "epochs_done": epoch + 1,
             "epochs": epochs,
@@ -264,7 +332,8 @@ def pretrain_lightcurves(
             "data_fingerprint": fingerprint,
             "device": str(device),
             "torch_threads": torch.get_num_threads(),
-            "objective": "masked reconstruction of whole epochs",
+            "objective": "masked reconstruction of whole epochs"
+            + (f" + {cfg.contrastive_weight:g} x NT-Xent of two views" if cfg.contrastive_weight > 0 else ""),
         }
         save_checkpoint(
             out_dir,

@@ -10,6 +10,7 @@ from explorer.errors import DataError
 from explorer.models.lightcurve_batch import (
     UNKNOWN_BAND,
     collate,
+    drop_epochs,
     epoch_mask,
     order_bands,
     prepare_lightcurves,
@@ -129,3 +130,26 @@ def test_single_epoch_curve_hides_nothing():
 
 def test_order_bands_by_wavelength():
     assert order_bands(["z", "g", "R", "u", "r", "y", "g"]) == ["u", "g", "r", "z", "y", "R"]
+
+
+def test_drop_epochs_drops_whole_epochs_and_keeps_one():
+    df = pd.DataFrame(
+        {
+            "id": np.repeat(["a", "b"], [10, 2]),
+            "time": np.r_[np.repeat(np.arange(5.0), 2) + np.tile([0, 0.001], 5), 1.0, 1.001],
+            "mag": 18.0 + np.arange(12) * 0.01,
+            "err": 0.01,
+            "band": ["g", "r"] * 6,
+        }
+    )
+    batch = collate(prepare_lightcurves(df, ["g", "r"]), max_len=16)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        view = drop_epochs(batch, 0.7, rng)
+        for row in range(2):
+            kept = set(batch.epoch[row][view.mask[row]].tolist())
+            assert kept, "every curve keeps an epoch"
+            for e in set(batch.epoch[row][batch.mask[row]].tolist()):
+                points = (batch.epoch[row] == e) & batch.mask[row]
+                assert view.mask[row][points].all() or not view.mask[row][points].any()
+        assert not (view.mask & ~batch.mask).any()

@@ -119,3 +119,52 @@ def test_config_validation():
         LightCurveTransformer(LightCurveEncoderConfig(**{**TINY, "embedding_dim": 6}))
     with pytest.raises(ModelError, match="band vocabulary"):
         LightCurveTransformer(LightCurveEncoderConfig(**{**TINY, "bands": []}))
+
+
+def test_standardised_fusion_layout(encoder):
+    """Default fusion: standardised pooled block, summary block, then the constant anchor."""
+    cfg = encoder.config
+    assert cfg.fusion == "standardised" and cfg.pooled_dim == 32 - cfg.n_summary - 1
+    x = encoder.embed(curves([40, 50, 60]))
+    assert np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    anchor = x[:, -1]  # same value before normalisation for every curve
+    assert (anchor > 0).all()
+    scaled = x / anchor[:, None]
+    assert np.allclose(scaled[:, -1], 1.0)
+
+
+def test_first_version_checkpoint_loads_as_concat(tmp_path):
+    """A checkpoint without a 'fusion' key (first version) loads with its own fusion and buffers."""
+    torch.manual_seed(0)
+    old = LightCurveTransformer(LightCurveEncoderConfig(**TINY, fusion="concat"))
+    config = checkpoint_config(old.config)
+    del config["fusion"]
+    save_checkpoint(tmp_path / "old", old, config)
+    enc = LightCurveEncoder.from_checkpoint(tmp_path / "old")
+    assert enc.config.fusion == "concat" and not hasattr(enc.module, "pooled_mean")
+    df = curves([10, 20])
+    assert np.allclose(enc.embed(df), LightCurveEncoder(old).embed(df), atol=1e-6)
+
+
+def test_checkpoint_of_other_fusion_is_a_clear_error(tmp_path, encoder):
+    """Weights of one fusion under a config of the other: ModelError, not a silent mismatch."""
+    config = {**checkpoint_config(encoder.config), "fusion": "concat"}
+    save_checkpoint(tmp_path / "ck", encoder.module, config)
+    with pytest.raises(ModelError, match="do not fit"):
+        LightCurveEncoder.from_checkpoint(tmp_path / "ck")
+
+
+def test_fusion_and_contrast_validation():
+    with pytest.raises(ModelError, match="fusion"):
+        LightCurveTransformer(LightCurveEncoderConfig(**{**TINY, "fusion": "sum"}))
+    with pytest.raises(ModelError, match="contrastive_weight"):
+        LightCurveTransformer(LightCurveEncoderConfig(**TINY, fusion="concat", contrastive_weight=1.0))
+
+
+def test_worker_threads_give_the_same_vectors(encoder):
+    df = curves([5, 40, 80, 120, 7, 60])
+    one = LightCurveEncoder(encoder.module, batch_size=2, workers=1).embed(df)
+    before = torch.get_num_threads()
+    two = LightCurveEncoder(encoder.module, batch_size=2, workers=2).embed(df)
+    assert np.allclose(one, two, atol=1e-6)
+    assert torch.get_num_threads() == before  # restored after the threaded call

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from explorer.errors import ModelError
 from explorer.models.checkpoints import load_checkpoint, load_extra_tensors
 from explorer.models.lightcurve_encoder import LightCurveEncoder
-from explorer.models.train_lightcurve import pretrain_lightcurves
+from explorer.models.train_lightcurve import nt_xent, pretrain_lightcurves
 
 TINY = dict(
     d_model=16, n_layers=1, n_heads=2, d_ff=32, embedding_dim=32, max_len=48, batch_size=8, warmup_steps=1
@@ -101,3 +102,23 @@ def test_pretraining_lowers_the_reconstruction_loss(tmp_path):
     out = pretrain_lightcurves(data(32), cfg, tmp_path / "ck", epochs=100, seed=0, progress=False)
     losses = load_checkpoint(out)[1]["training"]["loss_history"]
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
+
+
+def test_contrastive_term_trains_and_stores_pooled_statistics(tmp_path):
+    cfg = {**TINY, "contrastive_weight": 1.0}
+    out = pretrain_lightcurves(data(), cfg, tmp_path / "ck", epochs=2, seed=0, progress=False)
+    state, config = load_checkpoint(out)
+    assert "NT-Xent" in config["training"]["objective"]
+    assert np.isfinite(config["training"]["loss_history"]).all()
+    # the fusion's pooled statistics were fitted on the training curves, not left at 0 / 1
+    assert not np.allclose(state["pooled_mean"].numpy(), 0.0)
+    assert not np.allclose(state["pooled_std"].numpy(), 1.0)
+    x = LightCurveEncoder.from_checkpoint(out).embed(data(3, seed=5))
+    assert np.isfinite(x).all()
+
+
+def test_nt_xent_prefers_matching_pairs():
+    torch.manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(16, 8), dim=-1)
+    other = torch.nn.functional.normalize(torch.randn(16, 8), dim=-1)
+    assert nt_xent(a, a, 0.2) < nt_xent(a, other, 0.2)
