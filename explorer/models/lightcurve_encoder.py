@@ -449,9 +449,9 @@ class LightCurveEncoder:
         out = np.empty((len(prepared), cfg.embedding_dim), np.float32)
         order = np.argsort(prepared.counts, kind="stable")  # similar lengths together: little padding
         workers = self._n_workers()
+        # batches depend on the data only, never on the thread count, so every way of running (threads here,
+        # single-thread Dask workers) pads and multiplies the same tensors and gives bit-identical vectors
         size = self.batch_size
-        if workers > 1:  # at least two batches per worker, so the threads share the work evenly
-            size = max(16, min(size, math.ceil(len(order) / (2 * workers))))
         chunks = [order[i : i + size] for i in range(0, len(order), size)]
 
         def run(rows: np.ndarray) -> None:
