@@ -18,8 +18,10 @@ random 32-d embeddings, a Gaussian-mixture map, random scores). Then, in this pr
 - ``map re-raster``: re-aggregating the whole map coloured by class (what every zoom or pan costs).
 
 With ``--browser``, ``explorer serve`` runs on the workspace and Chromium measures the time from navigation to
-the map being drawn (the RECIPES ready check); the server's resident memory (RSS) is read after the page loads.
-Medians of warm runs, wall-clock seconds.
+the map being drawn (the RECIPES ready check) and, in one page, from the mouse-up that ends a lasso drawn with the
+mouse to the page showing "N selected" and the first gallery card; the server's resident memory (RSS) is read
+after that. Medians of warm runs, wall-clock seconds; the load average is printed before and after (the machine
+is shared: run it under ``flock /tmp/explorer-bench.lock``).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def record(n: int, what: str, seconds: list[float], note: str = "") -> None:
             "note": note,
         }
     )
-    print(f"  {what:<22} {statistics.median(seconds):8.3f} s  {note}", flush=True)
+    print(f"  {what:<26} {statistics.median(seconds):8.3f} s  {note}", flush=True)
 
 
 def lasso_polygon(frame: pd.DataFrame, fraction: float = 0.1) -> np.ndarray:
@@ -180,6 +182,41 @@ def bench_python(path: Path, n: int, repeats: int) -> None:
     )
 
 
+MAP_BOX = """() => {
+  const v = Bokeh.index.query_one(v => v.model && v.model.name === 'explorer-map');
+  const r = v.canvas_view.events_el.getBoundingClientRect();
+  const fb = v.frame.bbox;
+  return [r.x + fb.left, r.y + fb.top, fb.width, fb.height];
+}"""
+
+
+def browser_lasso(page, repeats: int) -> tuple[list[float], str]:
+    """Draw a lasso over the middle of the map with the mouse; seconds from mouse-up until the page shows
+    "N selected" and the gallery's first card (what the user waits for), each after clearing the selection."""
+    import re
+
+    left, top, width, height = page.evaluate(MAP_BOX)
+    cx, cy, r = left + width / 2, top + height / 2, min(width, height) / 5
+    ring = [(cx + r * np.cos(t), cy + r * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 12, endpoint=False)]
+    counted = page.get_by_text(re.compile(r"^[1-9][\d,]* selected$")).first
+    times, first = [], ""
+    for _ in range(repeats):
+        page.get_by_role("button", name="Clear").click()
+        page.get_by_text("0 selected", exact=True).first.wait_for(timeout=60_000)
+        page.locator(".gallery.is-empty").first.wait_for(timeout=60_000)
+        page.mouse.move(*ring[0])
+        page.mouse.down()
+        for p in [*ring[1:], ring[0]]:
+            page.mouse.move(*p, steps=3)
+        t = time.perf_counter()
+        page.mouse.up()
+        counted.wait_for(timeout=60_000)
+        page.locator(".gallery .card").first.wait_for(timeout=60_000)
+        times.append(time.perf_counter() - t)
+        first = counted.inner_text()
+    return times, first
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -223,13 +260,20 @@ def bench_browser(path: Path, n: int, repeats: int) -> None:
                 page.wait_for_function(ready, timeout=300_000)
                 times.append(time.perf_counter() - t)
                 page.close()
+            record(n, "page ready", times, "navigation to map drawn (RECIPES ready check)")
+            page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+            page.goto(url)
+            page.wait_for_function(ready, timeout=300_000)
+            lasso_t, first = browser_lasso(page, repeats + 1)
+            record(
+                n, "browser lasso -> gallery", lasso_t[1:], f"mouse-up to count + first card; first {first}"
+            )
             browser.close()
-        record(n, "page ready", times)
         rss = psutil.Process(proc.pid).memory_info().rss / 2**20
         ROWS.append(
             {"objects": n, "measure": "server RSS", "median_s": None, "runs": 1, "note": f"{rss:.0f} MiB"}
         )
-        print(f"  {'server RSS':<22} {rss:8.0f} MiB", flush=True)
+        print(f"  {'server RSS':<26} {rss:8.0f} MiB", flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -244,6 +288,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-app-"))
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     try:
         for n in args.sizes:
             path = root / f"ws-{n}"
@@ -258,12 +304,24 @@ def main() -> int:
     finally:
         if args.workdir is None:
             shutil.rmtree(root, ignore_errors=True)
+    load_after = os.getloadavg()
+    print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     print("\n| objects | measure | median | runs | note |\n|---:|---|---:|---:|---|")
     for r in ROWS:
         value = "" if r["median_s"] is None else f"{r['median_s']:.3f} s"
         print(f"| {r['objects']:,} | {r['measure']} | {value} | {r['runs']} | {r['note']} |")
     if args.json:
-        args.json.write_text(json.dumps({"rows": ROWS, "cpus": os.cpu_count()}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": ROWS,
+                    "cpus": os.cpu_count(),
+                    "loadavg_before": load_before,
+                    "loadavg_after": load_after,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

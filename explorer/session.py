@@ -44,6 +44,10 @@ class Session(param.Parameterized):
     """
 
     selected_ids = param.Array(default=np.empty(0, dtype=object), doc="Ids selected now (catalogue order).")
+    selected_rows = param.Array(
+        default=np.empty(0, dtype=np.int64),
+        doc="Map rows (rows of the map's PointIndex, ascending) of the selected objects; set with selected_ids.",
+    )
     selection = param.ClassSelector(
         class_=Selection,
         default=None,
@@ -93,7 +97,7 @@ class Session(param.Parameterized):
                     (n for n in ("class", "anomaly score", "label") if n in names), names[0]
                 )
         self.history = SelectionHistory()
-        self._resolved: dict[int, tuple[Selection | None, np.ndarray]] = {id(None): (None, _ids([]))}
+        self._resolved: dict[int, tuple] = {id(None): (None, _ids([]), np.empty(0, np.int64))}
         self._update_gallery()
 
     # ------------------------------------------------------------------ selection
@@ -105,57 +109,108 @@ class Session(param.Parameterized):
     def map_version(self) -> str | None:
         return getattr(self.data, "map_version", None)
 
+    def _index(self):
+        return getattr(self.data, "index", None)
+
+    def _map_rows(self, ids: np.ndarray) -> np.ndarray:
+        """Map rows of ``ids`` (those not on the map dropped), through the data's shared lookup when it has one."""
+        lookup = getattr(self.data, "frame_rows", None)
+        return lookup(ids) if lookup is not None else self._index().rows_of(ids, missing="drop")
+
     def select(self, selection: Selection, mode: str | None = None) -> np.ndarray:
         """Resolve ``selection`` on the map and meet it with the current one by ``mode`` (default: ``self.mode``).
 
         Returns the ids selected afterwards. The change can be undone with :meth:`undo`.
         """
-        index = getattr(self.data, "index", None)
+        index = self._index()
         if index is None:
             self.message = "Nothing to select on: this workspace has no map yet (run `explorer map WS`)."
             return self.selected_ids
-        new_ids = selection.resolve(index)
-        return self._apply(selection, new_ids, mode)
+        return self._apply_rows(selection, selection.resolve_rows(index), mode)
 
     def select_ids(self, ids: Any, mode: str | None = None) -> np.ndarray:
-        """Select explicit ids (e.g. find-similar results) by ``mode``; undoable like a drawn selection."""
-        ids = _ids(ids)
-        return self._apply(Selection.from_ids(ids.tolist()), ids, mode)
+        """Select explicit ids (e.g. find-similar results) by ``mode``; undoable like a drawn selection.
 
-    def _apply(self, selection: Selection, new_ids: np.ndarray, mode: str | None) -> np.ndarray:
+        On a map the selection is kept in map order; ids that are not on the map are kept too (after the
+        others) as long as some are.
+        """
+        ids = _ids(ids)
+        index = self._index()
+        if index is not None and self._rows_complete():
+            rows = self._map_rows(ids)
+            if len(rows) == len(ids):
+                return self._apply_rows(Selection.from_ids(ids.tolist()), np.unique(rows), mode)
+        return self._apply_ids(Selection.from_ids(ids.tolist()), ids, mode)
+
+    def _rows_complete(self) -> bool:
+        """Whether :attr:`selected_rows` covers every selected id (false only after selecting off-map ids)."""
+        return len(self.selected_rows) == len(self.selected_ids)
+
+    def _apply_rows(self, selection: Selection, new_rows: np.ndarray, mode: str | None) -> np.ndarray:
+        """Meet the current selection with ``new_rows`` (map rows, ascending) by ``mode``: integer set operations,
+        no id lookups, so a million-object map answers in milliseconds."""
+        mode = SelectionMode(mode or self.mode)
+        if not self._rows_complete():
+            return self._apply_ids(selection, self._index().ids[new_rows], mode)
+        new_rows = np.asarray(new_rows, dtype=np.int64)
+        old = self.selected_rows
+        if mode is SelectionMode.REPLACE:
+            rows = new_rows
+        elif mode is SelectionMode.ADD:
+            rows = np.union1d(old, new_rows)
+        elif mode is SelectionMode.SUBTRACT:
+            rows = np.setdiff1d(old, new_rows, assume_unique=True)
+        else:
+            rows = np.intersect1d(old, new_rows, assume_unique=True)
+        ids = self._index().ids[rows]
+        state = self.history.apply(selection, mode)
+        self._remember(state, ids, rows)
+        self._set_selected(state, ids, rows)
+        return ids
+
+    def _apply_ids(self, selection: Selection, new_ids: np.ndarray, mode: str | None) -> np.ndarray:
+        """The id-based path (no map, or ids that are not all on the map)."""
         mode = SelectionMode(mode or self.mode)
         combined = combine(self.selected_ids, new_ids, mode)
-        index = getattr(self.data, "index", None)
-        if index is not None and mode is not SelectionMode.REPLACE and len(combined):
-            combined = index.ids[np.sort(index.rows_of(combined, missing="drop"))]
+        index = self._index()
+        rows = np.empty(0, np.int64)
+        if index is not None and len(combined):
+            rows = np.sort(self._map_rows(combined))
+            if len(rows) == len(combined):  # all on the map: map order, like a drawn selection
+                combined = index.ids[rows]
         state = self.history.apply(selection, mode)
-        self._remember(state, combined)
-        self._set_selected(state, combined)
+        self._remember(state, combined, rows)
+        self._set_selected(state, combined, rows)
         return combined
 
-    def _remember(self, state: Selection | None, ids: np.ndarray) -> None:
-        self._resolved[id(state)] = (state, ids)
+    def _remember(self, state: Selection | None, ids: np.ndarray, rows: np.ndarray) -> None:
+        self._resolved[id(state)] = (state, ids, rows)
         if len(self._resolved) > self.history.max_len + 20:
             for key in list(self._resolved)[: len(self._resolved) - self.history.max_len - 20]:
                 if key != id(None):
                     del self._resolved[key]
 
-    def _ids_of(self, state: Selection | None) -> np.ndarray:
+    def _resolve_state(self, state: Selection | None) -> tuple[np.ndarray, np.ndarray]:
         cached = self._resolved.get(id(state))
         if cached is not None and cached[0] is state:
-            return cached[1]
-        index = getattr(self.data, "index", None)
-        ids = _ids([]) if state is None or index is None else state.resolve(index)
-        self._remember(state, ids)
-        return ids
+            return cached[1], cached[2]
+        index = self._index()
+        if state is None or index is None:
+            ids, rows = _ids([]), np.empty(0, np.int64)
+        else:
+            rows = state.resolve_rows(index)
+            ids = index.ids[rows]
+        self._remember(state, ids, rows)
+        return ids, rows
 
-    def _set_selected(self, state: Selection | None, ids: np.ndarray, **extra: Any) -> None:
-        focus = self.focused_id
-        if len(ids) and (focus is None or not np.any(ids == focus)):
-            focus = self._best_first(ids)
+    def _set_selected(self, state: Selection | None, ids: np.ndarray, rows: np.ndarray, **extra: Any) -> None:
         n = len(ids)
+        focus = self.focused_id
+        if n and not self._holds(focus, ids, rows):
+            focus = self._best_first(ids, rows)
         self.param.update(
             selection=state,
+            selected_rows=rows,
             selected_ids=ids,
             gallery_source="selection",
             can_undo=self.history.can_undo,
@@ -165,14 +220,39 @@ class Session(param.Parameterized):
             **extra,
         )
 
-    def _best_first(self, ids: np.ndarray) -> str | None:
+    def _holds(self, object_id: str | None, ids: np.ndarray, rows: np.ndarray) -> bool:
+        """Whether ``object_id`` is among ``ids`` (a binary search in ``rows`` when they cover the ids)."""
+        if object_id is None:
+            return False
+        index = self._index()
+        if index is not None and len(rows) == len(ids):
+            row = self._map_rows(np.array([object_id], dtype=object))
+            if not len(row):
+                return False
+            at = int(np.searchsorted(rows, row[0]))
+            return at < len(rows) and rows[at] == row[0]
+        return bool(np.any(ids == object_id))
+
+    def _best_first(self, ids: np.ndarray, rows: np.ndarray | None = None) -> str | None:
+        """The object the gallery shows first (the most anomalous), without sorting the whole selection."""
+        if not len(ids):
+            return None
+        scores = self.row_scores()
+        if (
+            self.sort_by == "anomaly score"
+            and scores is not None
+            and rows is not None
+            and len(rows) == len(ids)
+        ):
+            values = np.nan_to_num(scores[rows], nan=-np.inf)
+            return str(ids[int(np.argmax(values))])
         order = self.order(ids)
         return None if not len(order) else str(order[0])
 
     def clear(self) -> None:
         """Select nothing (undoable)."""
         self.history.clear()
-        self._set_selected(None, _ids([]))
+        self._set_selected(None, _ids([]), np.empty(0, np.int64))
 
     def undo(self) -> np.ndarray:
         """Go back to the selection before the last change."""
@@ -180,8 +260,8 @@ class Session(param.Parameterized):
             self.message = "Nothing to undo."
             return self.selected_ids
         state = self.history.undo()
-        ids = self._ids_of(state)
-        self._set_selected(state, ids)
+        ids, rows = self._resolve_state(state)
+        self._set_selected(state, ids, rows)
         return ids
 
     def redo(self) -> np.ndarray:
@@ -190,17 +270,34 @@ class Session(param.Parameterized):
             self.message = "Nothing to redo."
             return self.selected_ids
         state = self.history.redo()
-        ids = self._ids_of(state)
-        self._set_selected(state, ids)
+        ids, rows = self._resolve_state(state)
+        self._set_selected(state, ids, rows)
         return ids
 
     # ------------------------------------------------------------------ ordering and gallery
+    def row_scores(self) -> np.ndarray | None:
+        """The live anomaly score per map row (the re-learnt ranking if any, else the saved scores), or None."""
+        if self.ranking is not None:
+            return np.asarray(self.ranking)
+        scores = getattr(self.data, "scores", None)
+        return None if scores is None or getattr(self.data, "index", None) is None else np.asarray(scores)
+
+    def _order_selection(self) -> np.ndarray:
+        """The selection in gallery order, sorted on map rows (no id lookups) when it can be."""
+        ids, rows = self.selected_ids, self.selected_rows
+        scores = self.row_scores()
+        if self.sort_by == "anomaly score" and len(ids) and len(rows) == len(ids) and scores is not None:
+            values = scores[rows]
+            if np.isfinite(values).any():
+                return ids[np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")]
+            return ids
+        return self.order(ids)
+
     def scores_of(self, ids: np.ndarray) -> np.ndarray:
         """The live anomaly score of ``ids`` (the re-learnt ranking if any, else the saved scores)."""
         ids = _ids(ids)
         if self.ranking is not None and getattr(self.data, "index", None) is not None:
-            lookup = getattr(self.data, "frame_rows", None)
-            rows = lookup(ids) if lookup is not None else self.data.index.rows_of(ids, missing="drop")
+            rows = self._map_rows(ids)
             if len(rows) == len(ids):
                 return np.asarray(self.ranking)[rows]
         score_of = getattr(self.data, "score_of", None)
@@ -227,7 +324,7 @@ class Session(param.Parameterized):
         elif self.gallery_source == "candidates":
             ids = self.candidates()
         else:
-            ids = self.order(self.selected_ids)
+            ids = self._order_selection()
         self.gallery_ids = ids
 
     def candidates(self, n: int = MAX_CANDIDATES) -> np.ndarray:

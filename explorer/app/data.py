@@ -82,9 +82,8 @@ class AppData:
     _labels: object | None = None
     _colour_cache: dict = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _row_of: pd.Index | None = None
-    _rows_memo: list = field(default_factory=list)
-    _catalog_index: pd.Index | None = None
+    _frame_of: np.ndarray | None = None
+    _shared: dict = field(default_factory=dict)
     _similarity: object | None = None
     thumbnails: OrderedDict = field(default_factory=OrderedDict)
 
@@ -97,35 +96,32 @@ class AppData:
     def embedding_version(self) -> str | None:
         return None if self.embeddings is None else self.embeddings.version
 
-    def frame_rows(self, ids) -> np.ndarray:
-        """Rows of ``frame`` holding ``ids`` (ids not on the map are dropped).
+    def frame_positions(self, ids) -> np.ndarray:
+        """Row of ``frame`` holding each of ``ids``, -1 where an id is not on the map.
 
-        The answer for the last few id arrays is remembered (by identity): one selection is looked up by several
-        parts (map layers, sky, gallery order) and at a million objects each lookup costs ~0.1 s.
+        One hash lookup in the catalogue's id index (shared by every part; see :meth:`Catalog.lookup`) and one
+        gather through a catalogue-row -> map-row table: no second index of a million ids.
         """
-        if self._row_of is None:
-            self._row_of = pd.Index(self.frame["id"].to_numpy(dtype=object))
-        if isinstance(ids, np.ndarray) and ids.size > 64:
-            for arr, rows in self._rows_memo:
-                if arr is ids:
-                    return rows
-        arr = np.asarray(ids, dtype=object)
-        if arr.size == 0:
+        if self._frame_of is None:
+            inv = np.full(len(self.catalog), -1, dtype=np.int64)
+            inv[self.rows] = np.arange(len(self.rows), dtype=np.int64)
+            self._frame_of = inv
+        if len(ids) == 0:
             return np.empty(0, np.int64)
-        pos = self._row_of.get_indexer(arr)
-        rows = pos[pos >= 0].astype(np.int64)
-        if isinstance(ids, np.ndarray) and ids.size > 64:
-            self._rows_memo = [(ids, rows), *self._rows_memo[:3]]
-        return rows
+        cat = self.catalog.lookup(ids)
+        return np.where(cat >= 0, self._frame_of[np.maximum(cat, 0)], -1)
+
+    def frame_rows(self, ids) -> np.ndarray:
+        """Rows of ``frame`` holding ``ids``, in the order of ``ids`` (ids not on the map are dropped)."""
+        pos = self.frame_positions(ids)
+        return pos[pos >= 0]
 
     def score_of(self, ids) -> np.ndarray:
         """Saved anomaly score of each of ``ids`` (NaN where unknown)."""
         out = np.full(len(ids), np.nan)
         if self.scores is None or len(ids) == 0:
             return out
-        if self._row_of is None:
-            self.frame_rows([])
-        pos = self._row_of.get_indexer(np.asarray(ids, dtype=object))
+        pos = self.frame_positions(ids)
         ok = pos >= 0
         out[ok] = self.scores[pos[ok]]
         return out
@@ -134,13 +130,8 @@ class AppData:
         """One object's catalogue row, or None if the id is unknown (a hash lookup, no scan of the catalogue)."""
         if object_id is None:
             return None
-        if self._catalog_index is None:
-            self._catalog_index = pd.Index(self.catalog.table["id"].to_numpy(dtype=object))
-        try:
-            pos = self._catalog_index.get_loc(object_id)
-        except KeyError:
-            return None
-        return self.catalog.table.iloc[int(pos)]
+        pos = int(self.catalog.lookup([object_id])[0])
+        return None if pos < 0 else self.catalog.table.iloc[pos]
 
     def cutout(self, object_id: str) -> np.ndarray | None:
         """One object's cutout ``(bands, H, W)``, or None if it has none."""
@@ -153,6 +144,25 @@ class AppData:
             return store.get([object_id])[0]
         except ExplorerError:
             return None
+
+    def shared(self, key: tuple, make, limit: int = 8):
+        """``make()`` computed once per process and ``key`` and then handed to every session (plot elements,
+        rasters, thinned backgrounds: anything read-only derived from this data).
+
+        ``key[0]`` names the kind of thing; of each kind only the ``limit`` most recently used are kept (a
+        categorical raster of a large map is ~20 MB).
+        """
+        with self._lock:
+            store = self._shared.setdefault(key[0], OrderedDict())
+            if key in store:
+                store.move_to_end(key)
+                return store[key]
+        value = make()  # outside the lock: a slow build must not stall other sessions' lookups
+        with self._lock:
+            store[key] = value
+            while len(store) > limit:
+                store.popitem(last=False)
+        return value
 
     # ------------------------------------------------------------------ labels
     @property
@@ -177,9 +187,7 @@ class AppData:
             return out
         current = store.current()
         if len(current):
-            if self._row_of is None:
-                self.frame_rows([])
-            pos = self._row_of.get_indexer(current["id"].to_numpy(dtype=object))
+            pos = self.frame_positions(current["id"].to_numpy(dtype=object))
             on_map = pos >= 0
             out[pos[on_map]] = current["label"].to_numpy(dtype=object)[on_map]
         return out
@@ -318,9 +326,10 @@ def load_app_data(ws: Workspace | str | Path) -> AppData:
 def _load(ws: Workspace) -> AppData:
     notes: dict[str, str] = {}
     catalog = ws.catalog
+    cat_ids = catalog.ids  # one array of id strings that the frame, index and embeddings all share
     emb = None
     try:
-        emb = ws.embeddings(space="joint")
+        emb = _share_ids(ws.embeddings(space="joint"), catalog)
     except ExplorerError as err:
         notes["embeddings"] = f"Find similar needs embeddings: {err}"
     frame = pd.DataFrame(
@@ -331,24 +340,17 @@ def _load(ws: Workspace) -> AppData:
     try:
         coords, meta = ws.map()
         map_version = meta.get("version")
-        coords = coords[catalog.contains(coords["id"].astype(object))]
-        frame = pd.DataFrame(
-            {
-                "id": coords["id"].to_numpy(dtype=object),
-                "x": coords["x"].to_numpy(dtype=np.float32),
-                "y": coords["y"].to_numpy(dtype=np.float32),
-            }
-        )
-        ok = np.isfinite(frame["x"]) & np.isfinite(frame["y"])
-        frame = frame[ok.to_numpy()].reset_index(drop=True)
-        rows = catalog.rows_of(frame["id"])
+        pos = catalog.lookup(coords["id"])  # catalogue row per map row, -1 where unknown
+        x = coords["x"].to_numpy(dtype=np.float32)
+        y = coords["y"].to_numpy(dtype=np.float32)
+        keep = (pos >= 0) & np.isfinite(x) & np.isfinite(y)
+        rows = pos[keep] if not keep.all() else pos
+        frame = pd.DataFrame({"id": cat_ids[rows], "x": x[keep], "y": y[keep]})
+        del coords
         from explorer.analysis.selection import PointIndex
 
         index = PointIndex(
-            frame["x"].to_numpy(),
-            frame["y"].to_numpy(),
-            frame["id"].to_numpy(dtype=object),
-            map_version=map_version,
+            frame["x"].to_numpy(), frame["y"].to_numpy(), frame["id"].to_numpy(), map_version=map_version
         )
     except ExplorerError as err:
         notes["map"] = f"No map to draw yet: {err}"
@@ -357,10 +359,7 @@ def _load(ws: Workspace) -> AppData:
         try:
             table, meta = ws.scores()
             score_version = meta.get("version")
-            s = pd.Series(
-                table["score"].to_numpy(dtype=np.float64), index=pd.Index(table["id"].astype(object))
-            )
-            scores = s.reindex(pd.Index(frame["id"])).to_numpy(dtype=np.float64)
+            scores = _aligned(table["id"], table["score"].to_numpy(dtype=np.float64), catalog, rows)
         except ExplorerError as err:
             notes["scores"] = f"No anomaly scores yet: {err}"
     return AppData(
@@ -375,3 +374,27 @@ def _load(ws: Workspace) -> AppData:
         embeddings=emb,
         notes=notes,
     )
+
+
+def _aligned(ids, values: np.ndarray, catalog: Catalog, rows: np.ndarray) -> np.ndarray:
+    """``values`` (one per id of ``ids``) re-ordered onto the map's rows (catalogue ``rows``), NaN where missing."""
+    per_catalogue = np.full(len(catalog), np.nan)
+    pos = catalog.lookup(ids)
+    known = pos >= 0
+    per_catalogue[pos[known]] = values[known]
+    return per_catalogue[rows]
+
+
+def _share_ids(emb: Embeddings, catalog: Catalog) -> Embeddings:
+    """The embeddings with the catalogue's own id strings when they list the same ids in the same order (one set
+    of a million Python strings in memory instead of two)."""
+    from dataclasses import replace
+
+    cat_ids, ids = catalog.ids, emb.ids
+    same = (
+        len(ids) == len(cat_ids) > 0
+        and ids[0] == cat_ids[0]
+        and ids[-1] == cat_ids[-1]
+        and np.array_equal(ids, cat_ids)
+    )
+    return replace(emb, ids=cat_ids) if same else emb

@@ -3,6 +3,7 @@ browser as CSV, Parquet, FITS table, VOTable or ECSV (written by :func:`explorer
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import io
 
@@ -91,14 +92,14 @@ class Exporter(pn.viewable.Viewer):
         watch=True,
     )
     def _refresh_count(self) -> None:
-        self.n_rows = len(self.ids())
+        self.n_rows = len(self.session.selected_ids) if self.what == "selection" else len(self.ids())
         reason = self.unavailable_reason()
         self._download.disabled = bool(reason) or self.n_rows == 0
         if reason:
-            self._status.object = f"<small style='color:#a33'>{reason}</small>"
+            self._status.object = f"<small style='color:#a33'>{html.escape(reason)}</small>"
         elif self.n_rows == 0:
             self._status.object = (
-                f"<small style='color:#777'>Nothing to export: the {self.what} is empty.</small>"
+                f"<small style='color:#777'>Nothing to export: the {html.escape(self.what)} is empty.</small>"
             )
         else:
             self._status.object = f"<small>{self.n_rows:,} objects</small>"

@@ -15,6 +15,7 @@ from explorer.app.background import call_soon, current_document, run_in_backgrou
 from explorer.app.data import AppData
 from explorer.app.plots import palette
 from explorer.app.plots.compare import rank_changes, side_by_side
+from explorer.errors import ExplorerError
 from explorer.session import Session
 
 OVERLAP_SAMPLE = 500
@@ -50,6 +51,21 @@ def neighbour_overlap(
     return float(np.mean([len(np.intersect1d(x, y)) / k for x, y in zip(a, b, strict=True)]))
 
 
+MAP_SETTINGS = ("method", "space", "random_state", "n_neighbors", "min_dist")
+
+
+def map_settings(ws, version: str | None) -> dict:
+    """How map ``version`` was made (method, space, seed, UMAP parameters), so the map after a fine-tune is made
+    the same way and the two can be compared; empty (the defaults) when there is no map yet."""
+    if version is None:
+        return {}
+    try:
+        meta = ws.product_path("maps", version)[1]
+    except ExplorerError:  # an unreadable old map: make the new one with the defaults
+        return {}
+    return {k: meta[k] for k in MAP_SETTINGS if meta.get(k) is not None}
+
+
 class FinetunePanel(pn.viewable.Viewer):
     """Start a fine-tune on the labels; watch its progress; compare and choose the map.
 
@@ -61,6 +77,12 @@ class FinetunePanel(pn.viewable.Viewer):
 
     session = param.ClassSelector(class_=Session)
     head_only = param.Boolean(default=True, doc="Train only a small head on the frozen encoder (fast).")
+    epochs = param.Integer(
+        default=None,
+        allow_None=True,
+        bounds=(1, None),
+        doc="Training epochs (None: the fine-tuning default for the chosen mode).",
+    )
     progress = param.Integer(default=0, bounds=(0, 100))
     stage = param.String(default="")
     running = param.Boolean(default=False)
@@ -131,9 +153,9 @@ class FinetunePanel(pn.viewable.Viewer):
         ws = self.data.ws.reload()
         old = {k: ws.current(k) for k in ("embeddings", "maps", "scores")}
         self._set(stage="training")
-        new_emb = finetune_workspace(ws, head_only=self.head_only, progress=self._report)
+        new_emb = finetune_workspace(ws, head_only=self.head_only, epochs=self.epochs, progress=self._report)
         self._set(progress=72, stage="new map")
-        new_map = map_workspace(ws, progress=False)
+        new_map = map_workspace(ws, progress=False, **map_settings(ws, old["maps"]))
         self._set(progress=90, stage="new scores")
         new_scores = score_workspace(ws, progress=False)
         for kind, version in old.items():  # the old versions stay current until the user switches

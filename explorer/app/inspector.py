@@ -12,7 +12,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from explorer.app.background import batch_callback
+from explorer.app.background import batch_callback, call_soon, current_document
 from explorer.app.data import AppData
 from explorer.app.gallery import Gallery
 from explorer.app.plots import cutouts, lightcurve, palette, sky
@@ -63,6 +63,13 @@ table.catrow th { text-align: left; color: #555; font-weight: 500; padding: 1px 
                   vertical-align: top; }
 table.catrow td { padding: 1px 0; word-break: break-all; font-family: ui-monospace, monospace; }
 """
+
+
+_SkyView = hv.streams.Stream.define(
+    "SkyView",
+    selected_rows=param.Parameter(default=np.empty(0, np.int64)),
+    focused_id=param.Parameter(default=None),
+)
 
 
 class Inspector(pn.viewable.Viewer):
@@ -137,11 +144,14 @@ class Inspector(pn.viewable.Viewer):
             self._lc_fold.object = hv.DynamicMap(self._folded_lightcurve, streams=[focus])
         self._period = pn.pane.HTML("", margin=(0, 5))
         self._sky = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=200)
+        table = data.catalog.table
+        has_sky = {"ra", "dec"} <= set(table.columns)
+        self._radec = (table["ra"].to_numpy(), table["dec"].to_numpy()) if has_sky else None
         self._sky_background = (
-            sky.thin(data.catalog.table[["ra", "dec"]])
-            if {"ra", "dec"} <= set(data.catalog.table.columns)
-            else None
+            data.shared(("sky-background",), lambda: sky.thin(table[["ra", "dec"]])) if has_sky else None
         )
+        self._sky_follow: hv.streams.Stream | None = None
+        self._sky_pending = False
         self._refresh_gallery()
         self._refresh_detail()
         self._refresh_sky()
@@ -350,20 +360,39 @@ class Inspector(pn.viewable.Viewer):
         if self._sky_background is None:
             self._sky.object = None
             return
-        stream = hv.streams.Params(self.session, ["selected_ids", "focused_id"])
-        self._sky.object = hv.DynamicMap(self._sky_element, streams=[stream])
+        s = self.session
+        self._sky_follow = _SkyView(selected_rows=s.selected_rows, focused_id=s.focused_id)
+        follow = hv.DynamicMap(self._sky_element, streams=[self._sky_follow])
+        self._sky.object = (sky.background_points(self._sky_background) * follow).opts(
+            **sky.sky_options(height=200, title="sky position of the selection")
+        )
 
-    def _sky_element(self, selected_ids, focused_id):
-        table = self.data.catalog.table
-        rows = self.data.rows[self.data.frame_rows(selected_ids)] if len(self.data.rows) else np.empty(0, int)
+    @param.depends("session.selected_rows", "session.focused_id", watch=True)
+    def _sky_changed(self) -> None:
+        """Redraw the sky plot on the next tick when served (after the gallery and detail have gone out)."""
+        if self._sky_follow is None or self._sky_pending:
+            return
+        doc = current_document()
+        self._sky_pending = doc is not None
+        call_soon(doc, self._redraw_sky)
+
+    def _redraw_sky(self) -> None:
+        self._sky_pending = False
+        if self._sky_follow is not None:
+            self._sky_follow.event(
+                selected_rows=self.session.selected_rows, focused_id=self.session.focused_id
+            )
+
+    def _sky_element(self, selected_rows, focused_id):
+        rows = np.asarray(selected_rows, dtype=np.int64)
         if len(rows) > sky.MAX_DRAWN:  # thin before gathering: a million-object selection stays cheap
-            rows = np.sort(np.random.default_rng(0).choice(rows, sky.MAX_DRAWN, replace=False))
-        selected = table[["ra", "dec"]].iloc[np.asarray(rows, dtype=np.int64)]
+            rows = rows[np.sort(np.random.default_rng(0).choice(len(rows), sky.MAX_DRAWN, replace=False))]
+        rows = self.data.rows[rows] if len(self.data.rows) else np.empty(0, np.int64)
+        ra, dec = self._radec
+        selected = pd.DataFrame({"ra": ra[rows], "dec": dec[rows]})
         r = self.data.row(focused_id)
         focus = None if r is None else (float(r["ra"]), float(r["dec"]))
-        return sky.sky_plot(
-            self._sky_background, selected, focus, height=200, title="sky position of the selection"
-        )
+        return sky.selection_layers(selected, focus)
 
     # ------------------------------------------------------------------ layout
     def gallery_panel(self) -> pn.Column:

@@ -30,6 +30,14 @@ def _name_figure(plot, element) -> None:
     plot.state.name = MAP_NAME
 
 
+_SessionView = hv.streams.Stream.define(
+    "SessionView",
+    selected_rows=param.Parameter(default=np.empty(0, np.int64)),
+    similar=param.Parameter(default=None),
+    focused_id=param.Parameter(default=None),
+)
+
+
 class MapView(pn.viewable.Viewer):
     """The embedding map with its selection controls.
 
@@ -53,7 +61,8 @@ class MapView(pn.viewable.Viewer):
         self._ranges: tuple | None = None
         self._ratio = 1.0
         self._base_args: tuple = ()
-        self._base_cache: dict = {}
+        self._follow: hv.streams.Stream | None = None
+        self._redraw_pending = False
         self._streams: list = []
         self._pane = pn.pane.HoloViews(
             None, sizing_mode="stretch_width", height=self.height, linked_axes=False
@@ -73,11 +82,40 @@ class MapView(pn.viewable.Viewer):
         self._undo.on_click(batch_callback(lambda _e: session.undo()))
         self._redo.on_click(batch_callback(lambda _e: session.redo()))
         self._clear.on_click(batch_callback(lambda _e: session.clear()))
+        self._xy = (data.frame["x"].to_numpy(), data.frame["y"].to_numpy())
+        self._count_pane = pn.pane.HTML("", margin=(8, 10))
         self._sync_buttons()
+        self._show_count()
         if data.has_map:
             self._build()
         else:
             self._pane.object = None
+
+    # ------------------------------------------------------------------ streams (drive the map from Python)
+    @property
+    def lasso_stream(self) -> hv.streams.Lasso | None:
+        """The map's current lasso stream (None without a map).
+
+        Drive the map from a notebook or script as the browser does, e.g.
+        ``app.map.lasso_stream.event(geometry=np.array([(x0, y0), (x1, y1), (x2, y2)]))``; the polygon is in map
+        coordinates and is resolved to ids on the server like a drawn lasso. Read it again after the colouring
+        changes: the plot, and with it the stream, is rebuilt.
+        """
+        return self._stream_of(hv.streams.Lasso)
+
+    @property
+    def box_stream(self) -> hv.streams.BoundsXY | None:
+        """The map's current box-select stream (None without a map): ``box_stream.event(bounds=(x0, y0, x1, y1))``."""
+        return self._stream_of(hv.streams.BoundsXY)
+
+    @property
+    def tap_stream(self) -> hv.streams.Tap | None:
+        """The map's current tap stream (None without a map): ``tap_stream.event(x=x, y=y)`` picks the nearest
+        object within a few screen pixels and focuses it."""
+        return self._stream_of(hv.streams.Tap)
+
+    def _stream_of(self, kind: type) -> hv.streams.Stream | None:
+        return next((s for s in self._streams if type(s) is kind), None)
 
     # ------------------------------------------------------------------ building the plot
     def _spec(self) -> ColourSpec:
@@ -102,16 +140,13 @@ class MapView(pn.viewable.Viewer):
             self._legend.object = palette.legend_html(
                 {**cats, "unlabelled": palette.DENSITY_CMAP[1]}, "label"
             )
-            points = map_plot.points_element(frame, with_ids=hover)
         else:
             base_spec = spec
-            values = self.data.colour_values(spec) if spec.kind != "count" else None
             colours = palette.category_colours(spec.categories) if spec.kind == "categorical" else None
             self._legend.object = palette.legend_html(colours, spec.name) if colours else ""
-            points = map_plot.points_element(frame, values, spec, with_ids=hover)
+        points = self.data.shared(("map-points", base_spec, hover), lambda: self._points(base_spec, hover))
         tips = [("id", "@id")] + ([(spec.name, "@value")] if base_spec.kind != "count" else [])
         self._base_args = (points, base_spec, colours, hover, tips)
-        self._base_cache.clear()
         ranges, size = hv.streams.RangeXY(), hv.streams.PlotSize()
         base = hv.DynamicMap(self._base_raster, streams=[ranges, size])
         self._attach_streams(base, hover)
@@ -120,8 +155,9 @@ class MapView(pn.viewable.Viewer):
         if spec.name == LABEL:
             labels = hv.streams.Params(self.session, ["labels_version"])
             layers.append(hv.DynamicMap(self._labelled_layer, streams=[labels]))
-        follow = hv.streams.Params(self.session, ["selected_ids", "similar", "focused_id"])
-        layers.append(hv.DynamicMap(self._session_layers, streams=[follow, *view]))
+        s = self.session
+        self._follow = _SessionView(selected_rows=s.selected_rows, similar=s.similar, focused_id=s.focused_id)
+        layers.append(hv.DynamicMap(self._session_layers, streams=[self._follow, *view]))
         opts = dict(
             active_tools=["lasso_select", "wheel_zoom"],
             responsive=True,
@@ -137,21 +173,24 @@ class MapView(pn.viewable.Viewer):
             opts.update(xlim=self._ranges[0], ylim=self._ranges[1])
         self._pane.object = hv.Overlay(layers).collate().opts(**opts)
 
+    def _points(self, spec: ColourSpec, hover: bool) -> hv.Points:
+        """Every map point with the values of ``spec`` (built once per process and colouring: see ``_build``)."""
+        values = self.data.colour_values(spec) if spec.kind != "count" else None
+        return map_plot.points_element(self.data.frame, values, spec, with_ids=hover)
+
     def _base_raster(self, x_range=None, y_range=None, width=None, height=None, scale=None):
-        """The whole map rasterized for the current view, cached so that redraws of the layers above it (a new
-        selection, focus, labels) never aggregate the millions of points again."""
+        """The whole map rasterized for the current view, cached for the process (every session that opens on
+        the same view and colouring gets the same image), so that redraws of the layers above it (a new
+        selection, focus, labels) and new visitors never aggregate the millions of points again."""
         view = self._view(x_range, y_range, width, height)
-        key = (view["x_range"], view["y_range"], view["width"], view["height"])
-        cached = self._base_cache.get(key)
-        if cached is None:
-            points, spec, colours, hover, tips = self._base_args
-            cached = map_plot.base_layer(points, spec, colours, hover=hover, dynamic=False, **view)
-            if hover:
-                cached = cached.opts(hover_tooltips=tips)
-            self._base_cache[key] = cached
-            while len(self._base_cache) > 4:
-                self._base_cache.pop(next(iter(self._base_cache)))
-        return cached
+        points, spec, colours, hover, tips = self._base_args
+        key = ("map-raster", spec, hover, view["x_range"], view["y_range"], view["width"], view["height"])
+
+        def make():
+            raster = map_plot.base_layer(points, spec, colours, hover=hover, dynamic=False, **view)
+            return raster.opts(hover_tooltips=tips) if hover else raster
+
+        return self.data.shared(key, make)
 
     def _attach_streams(self, base, hover: bool) -> None:
         """Listen to the base layer (streams on the whole overlay never reach Bokeh's selection tools)."""
@@ -183,7 +222,7 @@ class MapView(pn.viewable.Viewer):
 
     def _session_layers(
         self,
-        selected_ids,
+        selected_rows,
         similar,
         focused_id,
         x_range=None,
@@ -192,22 +231,40 @@ class MapView(pn.viewable.Viewer):
         height=None,
         scale=None,
     ) -> hv.Overlay:
-        """Everything that follows the session, in one layer so a change redraws the plot once: the veil that
-        mutes the map under a selection, the selection, find-similar results and the focused object."""
-        frame = self.data.frame
-        pts = map_plot.subset_points(frame, self.data.frame_rows(selected_ids))
+        """Everything that follows the session, in one DynamicMap so a change redraws the plot once, as two
+        glyphs: the selection with the veil that mutes the rest of the map (one RGBA image binned straight from
+        the selection's map rows: no new DataFrame, no id lookups), and find-similar results with the focused
+        object (one marker layer)."""
+        rows = np.asarray(selected_rows, dtype=np.int64)
+        x, y = self._xy
         sim_rows = self.data.frame_rows([] if similar is None else similar["id"].to_numpy(dtype=object))
         focus_rows = self.data.frame_rows([] if focused_id is None else [focused_id])
+        marks = [(sim_rows, palette.SIMILAR, 8), (focus_rows, palette.FOCUS, 18)]
         return hv.Overlay(
             [
-                map_plot.veil(self.data.index.bounds, on=len(selected_ids) > 0),
-                map_plot.highlight_layer(
-                    pts, palette.SELECTION, **self._view(x_range, y_range, width, height)
+                map_plot.selection_layer(
+                    x[rows], y[rows], palette.SELECTION, **self._view(x_range, y_range, width, height)
                 ),
-                map_plot.markers(frame, sim_rows, palette.SIMILAR, size=8),
-                map_plot.markers(frame, focus_rows, palette.FOCUS, size=18),
+                map_plot.marker_points(self.data.frame, marks),
             ]
         )
+
+    @param.depends("session.selected_rows", "session.similar", "session.focused_id", watch=True)
+    def _session_changed(self) -> None:
+        """Redraw the layers that follow the session on the next tick of the event loop, when served: the count,
+        the gallery and the detail view (what the user looks at after a lasso) reach the browser first, and the
+        map's selection layer follows in a second, separate update. Without a server it redraws at once."""
+        if self._follow is None or self._redraw_pending:
+            return
+        doc = current_document()
+        self._redraw_pending = doc is not None
+        call_soon(doc, self._redraw_session_layers)
+
+    def _redraw_session_layers(self) -> None:
+        self._redraw_pending = False
+        s = self.session
+        if self._follow is not None:
+            self._follow.event(selected_rows=s.selected_rows, similar=s.similar, focused_id=s.focused_id)
 
     def _labelled_layer(self, labels_version):
         labels = self.data.label_column()
@@ -283,17 +340,17 @@ class MapView(pn.viewable.Viewer):
         self._undo.disabled = not self.session.can_undo
         self._redo.disabled = not self.session.can_redo
 
-    @param.depends("session.selected_ids", "hover_text")
-    def _count(self):
+    @param.depends("session.selected_ids", "hover_text", watch=True)
+    def _show_count(self) -> None:
+        """ "N selected" (and the object under the cursor), updated in place: no new Bokeh model per lasso."""
         n = len(self.session.selected_ids)
         extra = (
             f" &nbsp;·&nbsp; <span style='color:#666'>{html.escape(self.hover_text)}</span>"
             if self.hover_text
             else ""
         )
-        return pn.pane.HTML(
-            f"<div class='n-selected' style='font-size:15px;font-weight:600'>{n:,} selected</div>{extra}",
-            margin=(8, 10),
+        self._count_pane.object = (
+            f"<div class='n-selected' style='font-size:15px;font-weight:600'>{n:,} selected</div>{extra}"
         )
 
     def _hint(self) -> pn.pane.HTML:
@@ -320,5 +377,9 @@ class MapView(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         return pn.Column(
-            controls, pn.Row(self._count, self._hint), self._legend, self._pane, sizing_mode="stretch_width"
+            controls,
+            pn.Row(self._count_pane, self._hint),
+            self._legend,
+            self._pane,
+            sizing_mode="stretch_width",
         )

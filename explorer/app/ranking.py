@@ -58,19 +58,28 @@ class LiveRanking:
                 scorer = AnomalyScorer(random_state=0)
                 prior = saved_prior_scores(self.data.ws, emb, scorer.get_params())
                 self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior)
+                # built once: positions of the map's rows among the embedded ids (no per-label work over all ids)
+                self._index = pd.Index(np.asarray(emb.ids, dtype=object))
+                self._frame_pos = self._index.get_indexer(self.data.frame["id"].to_numpy(dtype=object))
             store = self.data.labels
             labels = {}
             if store is not None:
                 current = store.current()
-                known = current["id"].isin(pd.Index(emb.ids))
+                ids = current["id"].to_numpy(dtype=object)
+                known = self._index.get_indexer(ids) >= 0
                 labels = dict(
-                    zip(current["id"][known].astype(str), current["label"][known].astype(str), strict=True)
+                    zip(
+                        ids[known].astype(str),
+                        current["label"].to_numpy(dtype=object)[known].astype(str),
+                        strict=True,
+                    )
                 )
             gone = {oid: None for oid in self.scorer_.labels_ if oid not in labels}  # undone since last time
             self.scorer_.update({**gone, **labels})
             raw = np.asarray(self.scorer_.score_samples(), dtype=np.float64)
-            series = pd.Series(raw, index=pd.Index(emb.ids))
-            self.scores_ = series.reindex(pd.Index(self.data.frame["id"])).to_numpy(dtype=np.float64)
+            pos = self._frame_pos
+            self.scores_ = np.full(len(pos), np.nan)
+            self.scores_[pos >= 0] = raw[pos[pos >= 0]]
             self.n_labels_ = len(labels)
             return self.scores_
 

@@ -70,6 +70,39 @@ def normalise_catalog(table: pd.DataFrame, source: str, id_column: str | None = 
     return out.reset_index(drop=True)
 
 
+_ARROW_LOOKUP_MIN = 200_000  # below this the hash index (~1 µs per id) beats building an Arrow hash table
+
+
+def _object_array(ids) -> np.ndarray:
+    if isinstance(ids, pd.Series | pd.Index):
+        return ids.to_numpy(dtype=object)
+    if isinstance(ids, np.ndarray):
+        return ids.astype(object, copy=False) if ids.dtype != object else ids
+    return np.asarray(list(ids), dtype=object)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two id arrays hold the same ids in the same order."""
+    if a is b:
+        return True
+    try:
+        return bool(a[0] == b[0] and a[-1] == b[-1] and np.array_equal(a, b))
+    except (TypeError, ValueError):
+        return False
+
+
+def _arrow_lookup(wanted: np.ndarray, value_set) -> np.ndarray | None:
+    """Positions of ``wanted`` in ``value_set`` with Arrow's hash join (-1 where absent); None if not strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        found = pc.index_in(pa.array(wanted, type=pa.string(), from_pandas=True), value_set=value_set)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
 def _id_to_str(value) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
@@ -99,6 +132,8 @@ class Catalog:
 
     def __post_init__(self):
         self._row_of = pd.Series(np.arange(len(self.table)), index=pd.Index(self.table["id"]))
+        self._id_array: np.ndarray | None = None
+        self._arrow_ids = None
 
     def __len__(self) -> int:
         return len(self.table)
@@ -107,20 +142,57 @@ class Catalog:
     def ids(self) -> np.ndarray:
         return self.table["id"].to_numpy(dtype=object)
 
+    def lookup(self, ids: Sequence[str]) -> np.ndarray:
+        """Row number of each of ``ids`` in :attr:`table`, -1 where an id is not in the catalogue.
+
+        Fast at any size: ids in the catalogue's own order (a map or embeddings saved from it) are recognised by
+        one comparison (~20 ms per million); many ids are looked up with Arrow's hash join (~0.25 s per million);
+        a few with the catalogue's hash index (built once, then microseconds per id).
+        """
+        wanted = _object_array(ids)
+        if wanted.size == 0:
+            return np.empty(0, np.int64)
+        mine = self._ids_array()
+        if wanted.shape == mine.shape and _same(wanted, mine):
+            return np.arange(len(mine), dtype=np.int64)
+        index = self._row_of.index
+        if wanted.size > _ARROW_LOOKUP_MIN and index.is_unique:
+            found = _arrow_lookup(wanted, self._arrow())
+            if found is not None:
+                return found
+        if index.is_unique:
+            return index.get_indexer(wanted).astype(np.int64, copy=False)
+        pos = self._row_of[~index.duplicated()].reindex(pd.Index(wanted, dtype=object))  # first of duplicates
+        return pos.fillna(-1).to_numpy(dtype=np.int64)
+
     def rows_of(self, ids: Sequence[str]) -> np.ndarray:
         """Row numbers of ``ids``; :class:`DataError` naming the first unknown id."""
-        pos = self._row_of.reindex(pd.Index(list(ids), dtype=object))
-        if pos.isna().any():
-            raise DataError(f"unknown object id {pos.index[pos.isna()][0]!r}; it is not in this catalogue")
-        return pos.to_numpy(dtype=np.int64)
+        wanted = _object_array(ids)
+        pos = self.lookup(wanted)
+        if (pos < 0).any():
+            raise DataError(f"unknown object id {wanted[pos < 0][0]!r}; it is not in this catalogue")
+        return pos
 
     def rows(self, ids: Sequence[str]) -> pd.DataFrame:
         """Catalogue rows of ``ids`` in that order."""
         return self.table.iloc[self.rows_of(ids)].reset_index(drop=True)
 
     def contains(self, ids: Sequence[str]) -> np.ndarray:
-        """Whether each of ``ids`` is in the catalogue (boolean array)."""
-        return pd.Index(list(ids), dtype=object).isin(self._row_of.index)
+        """Whether each of ``ids`` is in the catalogue (boolean array; see :meth:`lookup` for the speed)."""
+        return self.lookup(ids) >= 0
+
+    def _ids_array(self) -> np.ndarray:
+        if self._id_array is None or len(self._id_array) != len(self.table):
+            self._id_array = self.table["id"].to_numpy(dtype=object)
+            self._arrow_ids = None
+        return self._id_array
+
+    def _arrow(self):
+        if self._arrow_ids is None:
+            import pyarrow as pa
+
+            self._arrow_ids = pa.array(self._ids_array(), type=pa.string(), from_pandas=True)
+        return self._arrow_ids
 
     def skycoord(self, ids: Sequence[str] | None = None):
         """Sky positions as an astropy ``SkyCoord`` (ICRS); NaN where a row has no position."""

@@ -26,7 +26,7 @@ def test_explorer_displays_in_a_notebook_and_a_python_lasso_selects(app_workspac
         "app.inspector",
         "app.labeller",
         "import json, numpy as np\n"
-        "lasso = app.map._streams[0]\n"
+        "lasso = app.map.lasso_stream\n"
         f"lasso.event(geometry=np.array({POLYGON!r}))\n"
         "print(json.dumps(sorted(map(str, app.session.selected_ids))))",
     ]

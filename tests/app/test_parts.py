@@ -296,3 +296,54 @@ def test_two_sessions_share_the_data_and_the_label_store_but_not_the_selection(f
     alice.labeller.label("anomaly", ["SIM00010"])
     assert bob.poll_labels() and bob.session.labels_version == version + 1
     assert stored_labels(fresh_workspace)["SIM00010"][:2] == ("anomaly", "alice")
+
+
+def test_map_streams_drive_the_selection_from_python(app):
+    """``lasso_stream``, ``box_stream`` and ``tap_stream`` are what a notebook uses to drive the map as the browser
+    does; they stay valid (the current streams) after the plot is rebuilt for another colouring."""
+    import holoviews as hv
+    import shapely
+
+    m, s = app.map, app.session
+    coords = app.data.frame
+    x, y = coords["x"].to_numpy(np.float64), coords["y"].to_numpy(np.float64)
+    polygon = [(-2.0, -2.0), (2.5, -1.0), (1.5, 3.0), (-1.5, 2.0)]
+    assert isinstance(m.lasso_stream, hv.streams.Lasso)
+    m.lasso_stream.event(geometry=np.array(polygon))
+    inside = shapely.contains_xy(shapely.Polygon(polygon), x, y)
+    assert 10 < inside.sum() and set(s.selected_ids) == set(coords["id"][inside])
+    assert s.selected_rows.tolist() == np.flatnonzero(inside).tolist()  # rows and ids agree
+
+    s.colour_by = "anomaly score"  # rebuilds the plot and its streams
+    assert isinstance(m.box_stream, hv.streams.BoundsXY) and m.box_stream.source is not None
+    m.box_stream.event(bounds=(0.0, 0.0, 3.0, 2.0))
+    in_box = (x >= 0) & (x <= 3) & (y >= 0) & (y <= 2)
+    assert set(s.selected_ids) == set(coords["id"][in_box])
+
+    target = int(np.flatnonzero(in_box)[0])
+    m.tap_stream.event(x=float(x[target]), y=float(y[target]))
+    assert s.focused_id == coords["id"].iloc[target] and s.n_selected == 1
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_id_lookups_agree_with_a_plain_dictionary(app_workspace, monkeypatch, arrow):
+    """The app finds objects by id through the catalogue's fast lookup (same-order shortcut, Arrow hash join for
+    many ids, hash index for a few): every path must give the row a plain dict gives, and -1 / NaN when unknown."""
+    import explorer.data.catalog as catalog_mod
+    from explorer.app.data import load_app_data
+
+    monkeypatch.setattr(catalog_mod, "_ARROW_LOOKUP_MIN", 10 if arrow else 10**9)
+    data = load_app_data(app_workspace)
+    table_ids = data.catalog.table["id"].tolist()
+    where = {oid: i for i, oid in enumerate(table_ids)}
+    rng = np.random.default_rng(0)
+    asked = np.array([*rng.choice(table_ids, 300), "no-such-id", table_ids[5]], dtype=object)
+    assert data.catalog.lookup(asked).tolist() == [where.get(i, -1) for i in asked]
+    assert data.catalog.lookup(list(table_ids)).tolist() == list(range(len(table_ids)))  # same-order shortcut
+    assert data.catalog.contains(asked).tolist() == [i in where for i in asked]
+
+    on_map = {oid: r for r, oid in enumerate(data.frame["id"])}
+    assert data.frame_positions(asked).tolist() == [on_map.get(i, -1) for i in asked]
+    scores = data.score_of(asked)
+    assert np.isnan(scores[-2]) and scores[-1] == data.scores[on_map[table_ids[5]]]
+    assert data.row("no-such-id") is None and data.row(table_ids[7])["id"] == table_ids[7]

@@ -58,17 +58,56 @@ def test_base_layer_rasterizes_every_kind_of_colouring(frame, spec, element):
         assert int(np.nansum(out.data[out.vdims[0].name].values)) == 500
 
 
+def test_large_categorical_maps_are_shaded_on_the_server_in_the_class_colours(frame):
+    """Without hover (large maps) the class map goes to the browser as one RGB image, each pixel in the colour of
+    the class found there; empty pixels are transparent."""
+    spec = ColourSpec("class", "categorical", ("a", "b"))
+    left = frame["x"].to_numpy() < 0
+    values = np.where(left, "a", "b").astype(object)
+    colours = {"a": "#ff0000", "b": "#0000ff"}
+    pts = map_plot.points_element(frame, values, spec, with_ids=False)
+    view = dict(x_range=(-3.0, 3.0), y_range=(-3.0, 3.0), width=60, height=40)
+    out = map_plot.base_layer(pts, spec, colours, hover=False, dynamic=False, **view)
+    assert isinstance(out, hv.RGB)
+    rgba = np.stack([out.dimension_values(d, flat=False) for d in "RGBA"], axis=-1)
+    filled = rgba[..., 3] > 0
+    assert filled[:, :30].any() and filled[:, 30:].any()
+    assert (rgba[:, :30][filled[:, :30]][:, :3] == (255, 0, 0)).all()  # x < 0: class a, red
+    assert (rgba[:, 30:][filled[:, 30:]][:, :3] == (0, 0, 255)).all()
+    assert filled.sum() < filled.size  # the background stays transparent
+
+
 def test_highlight_counts_only_the_subset_inside_the_view(frame):
-    rows = np.flatnonzero(frame["x"].to_numpy() > 0)
-    img = map_plot.highlight_layer(
-        map_plot.subset_points(frame, rows), "#f0a", (-5, 5), (-5, 5), 50, 50, spread=0
-    )
+    x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
+    rows = np.flatnonzero(x > 0)
+    img = map_plot.highlight_layer(x[rows], y[rows], "#f0a", (-5, 5), (-5, 5), 50, 50, spread=0)
     assert isinstance(img, hv.Image)
-    assert int(np.nansum(img.data[img.vdims[0].name].values)) == len(rows)
-    empty = map_plot.highlight_layer(
-        map_plot.subset_points(frame, rows[:0]), "#f0a", (-5, 5), (-5, 5), 50, 50
+    assert int(np.nansum(img.dimension_values(2))) == len(rows)
+    empty = map_plot.highlight_layer(x[:0], y[:0], "#f0a", (-5, 5), (-5, 5), 50, 50)
+    assert np.nansum(empty.dimension_values(2)) == 0
+
+
+def test_highlight_bins_like_datashader_on_a_partial_view(frame):
+    """The selection layer is binned with numpy; it must put every point in the pixel Datashader's base map does,
+    or the highlight would drift off the points it marks."""
+    import datashader as ds
+    from holoviews.operation.datashader import rasterize
+
+    view = dict(x_range=(-2.0, 3.0), y_range=(-1.5, 2.5), width=37, height=23)
+    agg = rasterize(hv.Points(frame, ["x", "y"]), aggregator=ds.count(), dynamic=False, **view)
+    expected = np.nan_to_num(agg.dimension_values(2, flat=False))
+    img = map_plot.highlight_layer(frame["x"].to_numpy(), frame["y"].to_numpy(), "#f0a", spread=0, **view)
+    assert img.bounds.lbrt() == agg.bounds.lbrt()
+    assert np.array_equal(np.nan_to_num(img.dimension_values(2, flat=False)), expected)
+    assert expected.sum() > 100  # the view cuts the cloud: points outside are left out by both
+    grown = map_plot.highlight_layer(
+        frame["x"].to_numpy()[:1], frame["y"].to_numpy()[:1], "#f0a", spread=1, **view
     )
-    assert np.nansum(empty.data[empty.vdims[0].name].values) == 0
+    assert np.isfinite(grown.dimension_values(2)).sum() in (
+        4,
+        6,
+        9,
+    )  # one point grows to its 3x3 (cut at edges)
 
 
 def test_labelled_objects_are_markers_coloured_by_class(frame):
@@ -79,11 +118,31 @@ def test_labelled_objects_are_markers_coloured_by_class(frame):
     assert len(map_plot.label_points(frame, np.arange(10), np.array(["normal"] * 10), {}, limit=3)) == 3
 
 
-def test_veil_and_markers(frame):
-    assert len(map_plot.veil((0, 0, 1, 1), on=True)) == 1
-    assert len(map_plot.veil((0, 0, 1, 1), on=False)) == 0
-    marks = map_plot.markers(frame, np.array([3, 7]), palette.FOCUS)
-    assert marks.dimension_values("id").tolist() == ["o3", "o7"]
+def test_selection_layer_veils_the_map_and_colours_the_selected_pixels(frame):
+    x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
+    rows = np.flatnonzero(x > 0.5)
+    view = dict(x_range=(-3.0, 3.0), y_range=(-3.0, 3.0), width=60, height=40)
+    layer = map_plot.selection_layer(x[rows], y[rows], "#ff00aa", spread=0, **view)
+    rgba = np.stack([layer.dimension_values(d, flat=False) for d in "RGBA"], axis=-1)[::-1]  # row 0 on top
+    counts = map_plot.bin_counts(x[rows], y[rows], view["x_range"], view["y_range"], 60, 40)
+    hit = rgba[..., 3] == 255
+    assert np.array_equal(hit, counts > 0)  # exactly the pixels holding a selected point are opaque
+    assert (rgba[hit][:, :3] == (255, 0, 170)).all()
+    assert (rgba[~hit] == (255, 255, 255, 166)).all()  # the rest is veiled in translucent white
+    cols_hit = np.flatnonzero(hit.any(axis=0))
+    assert cols_hit.min() >= 35  # x > 0.5 lies right of the view's middle column (30 of 60) + 0.5 / 0.1
+    empty = map_plot.selection_layer(x[:0], y[:0], "#ff00aa", **view)
+    assert empty.dimension_values("A").max() == 0  # nothing selected: nothing veiled
+
+
+def test_marker_points_hold_every_group_with_its_colour_and_size(frame):
+    marks = map_plot.marker_points(
+        frame, [(np.array([3, 7]), palette.SIMILAR, 8), (np.array([5]), palette.FOCUS, 18)]
+    )
+    assert marks.dimension_values("id").tolist() == ["o3", "o7", "o5"]
+    assert marks.dimension_values("colour").tolist() == [palette.SIMILAR, palette.SIMILAR, palette.FOCUS]
+    assert marks.dimension_values("size").tolist() == [8, 8, 18]
+    assert len(map_plot.marker_points(frame, [(np.array([], int), palette.FOCUS, 18)])) == 0
 
 
 def test_cutout_rendering_grey_composite_and_png():

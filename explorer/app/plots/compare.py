@@ -25,16 +25,14 @@ def side_by_side(
         base = map_plot.base_layer(
             pts, ColourSpec("density", "count"), hover=False, dynamic=False, width=400, height=height
         )
-        rows = np.flatnonzero(pd.Index(frame["id"]).isin(list(highlight_ids)))
+        rows = np.flatnonzero(pd.Index(frame["id"]).isin(pd.Index(np.asarray(highlight_ids, dtype=object))))
         x, y = frame["x"].to_numpy(np.float64), frame["y"].to_numpy(np.float64)
         view = (
             ((float(x.min()), float(x.max())), (float(y.min()), float(y.max())))
             if len(frame)
             else ((0, 1), (0, 1))
         )
-        top = map_plot.highlight_layer(
-            map_plot.subset_points(frame, rows), colour, *view, width=400, height=height
-        )
+        top = map_plot.highlight_layer(x[rows], y[rows], colour, *view, width=400, height=height)
         panels.append((base * top).opts(title=title, height=height, responsive=True, xaxis=None, yaxis=None))
     return hv.Layout(panels).cols(2)
 

@@ -13,8 +13,7 @@ import datashader as ds
 import holoviews as hv
 import numpy as np
 import pandas as pd
-from holoviews.operation.datashader import rasterize
-from holoviews.operation.datashader import spread as spread_op
+from holoviews.operation.datashader import rasterize, shade
 
 from explorer.app.data import ColourSpec
 from explorer.app.plots import palette
@@ -60,12 +59,6 @@ def points_element(
     return hv.Points(pd.DataFrame(data), ["x", "y"], vdims)
 
 
-def subset_points(frame: pd.DataFrame, rows: np.ndarray) -> hv.Points:
-    """Points of ``frame`` at ``rows`` (no value columns), for highlight layers."""
-    sub = frame.iloc[np.asarray(rows, dtype=np.int64)]
-    return hv.Points(pd.DataFrame({"x": sub["x"].to_numpy(), "y": sub["y"].to_numpy()}), ["x", "y"], [])
-
-
 def pixel_ratio(n_objects: int) -> float:
     """Bins per screen pixel: coarser for small maps so sparse points stay visible without a spreading pass."""
     return 0.5 if n_objects < 50_000 else 1.0
@@ -101,11 +94,13 @@ def base_layer(
         The view to aggregate (static rasters only; default the data's extent).
     hover : bool
         Let hover name the object under the cursor (``selector=ds.first``): a server-side lookup per pixel,
-        worth it up to a few hundred thousand objects.
+        worth it up to a few hundred thousand objects. Without hover, a static categorical map is shaded to RGB
+        on the server: the browser then receives one 4-byte colour per pixel instead of a count per category
+        and pixel (17 MB for 8 classes on 800x700), and the page draws in a fraction of the time.
 
     Returns
     -------
-    DynamicMap or Image/ImageStack
+    DynamicMap or Image/ImageStack/RGB
         Re-aggregated on every zoom and pan when ``dynamic``.
     """
     selector = ds.first("x") if hover else None
@@ -116,6 +111,9 @@ def base_layer(
     if spec.kind == "categorical":
         agg = rasterize(points, aggregator=ds.count_cat(VALUE), selector=selector, **kw)
         cmap = dict(colours or {})
+        if not hover and not dynamic:  # shade on the server: 4 bytes a pixel, not 4 per category and pixel
+            key = {str(c): cmap.get(str(c), palette.OTHER) for c in agg.vdims}
+            return shade(agg, color_key=key, cnorm="eq_hist").opts(tools=tools)
         return agg.opts(cmap=cmap, colorbar=False, tools=tools)
     if spec.kind == "continuous":
         reduce = ds.max(VALUE) if spec.name == "anomaly score" else ds.mean(VALUE)
@@ -126,8 +124,47 @@ def base_layer(
     return agg.opts(cmap=palette.DENSITY_CMAP, cnorm="eq_hist", colorbar=False, tools=tools)
 
 
+def bin_counts(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    width: int,
+    height: int,
+) -> np.ndarray:
+    """Points per pixel of a ``width`` x ``height`` grid over ``x_range`` x ``y_range``, shape ``(height, width)``,
+    row 0 at the top (``y_range[1]``), as ``hv.Image`` expects; points outside are not counted.
+
+    Pixels are half-open ``[x0 + i dx, x0 + (i + 1) dx)`` like Datashader's, with the far edge included.
+    """
+    (x0, x1), (y0, y1) = x_range, y_range
+    if not (x1 > x0 and y1 > y0) or len(x) == 0:
+        return np.zeros((height, width), dtype=np.float32)
+    u = (np.asarray(x, dtype=np.float64) - x0) * (width / (x1 - x0))
+    w = (np.asarray(y, dtype=np.float64) - y0) * (height / (y1 - y0))
+    inside = (u >= 0) & (u <= width) & (w >= 0) & (w <= height)
+    i = np.minimum(u[inside].astype(np.int64), width - 1)
+    j = np.minimum(w[inside].astype(np.int64), height - 1)
+    counts = np.bincount(j * width + i, minlength=width * height).reshape(height, width)
+    return counts[::-1].astype(np.float32)
+
+
+def _dilate(img: np.ndarray, px: int) -> np.ndarray:
+    """Grow every non-empty pixel into a ``(2 px + 1)``-square (maximum filter), so single points stay visible."""
+    out = img.copy()
+    h, w = img.shape
+    for dy in range(-px, px + 1):
+        for dx in range(-px, px + 1):
+            if dx or dy:
+                ys, yd = slice(max(0, -dy), h - max(0, dy)), slice(max(0, dy), h - max(0, -dy))
+                xs, xd = slice(max(0, -dx), w - max(0, dx)), slice(max(0, dx), w - max(0, -dx))
+                np.maximum(out[yd, xd], img[ys, xs], out=out[yd, xd])
+    return out
+
+
 def highlight_layer(
-    points: hv.Points,
+    x: np.ndarray,
+    y: np.ndarray,
     colour: str,
     x_range: tuple[float, float],
     y_range: tuple[float, float],
@@ -136,24 +173,26 @@ def highlight_layer(
     ratio: float = 1.0,
     spread: int | None = None,
 ) -> hv.Image:
-    """A subset (the selection) rasterized in one colour over ``x_range`` x ``y_range``, drawn over the base map.
+    """A subset of the map (the selection: the coordinates of its rows) binned in one colour over
+    ``x_range`` x ``y_range``, drawn over the base map.
 
-    Rasterized for the given view (not a dynamic operation of its own), so it lines up with the base map even
-    when the subset starts empty.
+    Binned directly with numpy (one ``bincount``; ~2 ms for 100k points) for the given view, rather than through a
+    Datashader operation on a new DataFrame: a lasso redraws only this small image, and it lines up with the
+    base map even when the subset starts empty. Empty pixels are NaN (transparent).
     """
-    agg = rasterize(
-        points,
-        aggregator=ds.count(),
-        dynamic=False,
-        x_range=tuple(x_range),
-        y_range=tuple(y_range),
-        width=max(1, int(width * ratio)),
-        height=max(1, int(height * ratio)),
-    )
+    w, h = max(1, int(width * ratio)), max(1, int(height * ratio))
+    counts = bin_counts(x, y, tuple(x_range), tuple(y_range), w, h)
     spread = (1 if ratio >= 1 else 0) if spread is None else spread
-    layer = spread_op(agg, px=spread) if spread else agg
-    return layer.opts(
+    if spread and counts.any():
+        counts = _dilate(counts, spread)
+    counts[counts == 0] = np.nan
+    (x0, x1), (y0, y1) = x_range, y_range
+    img = hv.Image(
+        counts, bounds=(x0, y0, x1, y1), kdims=["x", "y"], vdims=[hv.Dimension("count", range=(0, 1))]
+    )
+    return img.opts(
         cmap=[colour, colour],
+        clim=(0, 1),
         colorbar=False,
         tools=[],
         clipping_colors={"min": "transparent", "NaN": "transparent"},
@@ -189,38 +228,67 @@ def label_points(
     )
 
 
-def veil(bounds: tuple[float, float, float, float], on: bool, alpha: float = 0.65) -> hv.Rectangles:
-    """A white sheet over the map's extent that mutes the base layer while something is selected."""
-    x0, y0, x1, y1 = bounds
-    pad_x, pad_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
-    rects = [(x0 - pad_x, y0 - pad_y, x1 + pad_x, y1 + pad_y)] if on else []
-    return hv.Rectangles(rects).opts(color="white", alpha=alpha, line_alpha=0, tools=[])
+def _rgb(colour: str) -> tuple[int, int, int]:
+    c = colour.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
 
 
-def markers(
-    frame: pd.DataFrame,
-    rows: np.ndarray,
+def selection_layer(
+    x: np.ndarray,
+    y: np.ndarray,
     colour: str,
-    size: int = 9,
-    marker: str = "circle",
-    fill: bool = False,
-) -> hv.Points:
-    """A few objects (find-similar results, the focused object) as outlined markers over the rasters."""
-    sub = frame.iloc[np.asarray(rows, dtype=np.int64)]
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    width: int = 800,
+    height: int = 700,
+    ratio: float = 1.0,
+    spread: int | None = None,
+    veil_alpha: float = 0.65,
+) -> hv.RGB:
+    """The selection drawn over the map as one RGBA image: a white veil that mutes the rest of the map, and the
+    selected points (``x, y``: the coordinates of the selection's rows) in ``colour``.
+
+    One glyph instead of a veil plus a highlight (each layer costs a redraw on every lasso); with nothing
+    selected it is a single transparent pixel, so clearing sends almost nothing to the browser.
+    """
+    (x0, x1), (y0, y1) = x_range, y_range
+    kw = dict(bounds=(x0, y0, x1, y1), kdims=["x", "y"], vdims=["R", "G", "B", "A"])
+    if len(x) == 0:
+        return hv.RGB(np.zeros((1, 1, 4), dtype=np.uint8), **kw).opts(tools=[])
+    w, h = max(1, int(width * ratio)), max(1, int(height * ratio))
+    counts = bin_counts(x, y, tuple(x_range), tuple(y_range), w, h)
+    spread = (1 if ratio >= 1 else 0) if spread is None else spread
+    hit = (_dilate(counts, spread) if spread else counts) > 0
+    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    rgba[...] = (255, 255, 255, int(round(veil_alpha * 255)))
+    rgba[hit] = (*_rgb(colour), 255)
+    return hv.RGB(rgba, **kw).opts(tools=[])
+
+
+def marker_points(frame: pd.DataFrame, groups: list[tuple[np.ndarray, str, int]]) -> hv.Points:
+    """Several small sets of objects (find-similar results, the focused object) as outlined markers in one layer:
+    ``groups`` holds ``(rows, colour, size)``; later groups are drawn on top."""
+    rows = [np.asarray(r, dtype=np.int64) for r, _, _ in groups]
+    at = np.concatenate(rows) if rows else np.empty(0, np.int64)
+    lens = [len(r) for r in rows]
+    sub = frame.iloc[at]
     pts = hv.Points(
         pd.DataFrame(
-            {"x": sub["x"].to_numpy(), "y": sub["y"].to_numpy(), "id": sub["id"].to_numpy(dtype=object)}
+            {
+                "x": sub["x"].to_numpy(),
+                "y": sub["y"].to_numpy(),
+                "id": sub["id"].to_numpy(dtype=object),
+                "colour": np.repeat(
+                    np.array([c for _, c, _ in groups] or [""], dtype=object)[: len(rows)], lens
+                ),
+                "size": np.repeat(
+                    np.array([z for _, _, z in groups] or [0], dtype=np.int64)[: len(rows)], lens
+                ),
+            }
         ),
         ["x", "y"],
-        ["id"],
+        ["id", "colour", "size"],
     )
     return pts.opts(
-        color=colour if fill else None,
-        fill_color=colour if fill else None,
-        line_color=colour,
-        fill_alpha=0.9 if fill else 0.0,
-        line_width=2,
-        size=size,
-        marker=marker,
-        tools=[],
+        color=None, line_color=hv.dim("colour"), size=hv.dim("size"), fill_alpha=0.0, line_width=2, tools=[]
     )

@@ -19,6 +19,42 @@ def thin(frame: pd.DataFrame, n: int = MAX_DRAWN, seed: int = 0) -> pd.DataFrame
     return frame.iloc[rows]
 
 
+def _points(df: pd.DataFrame) -> hv.Points:
+    df = df[["ra", "dec"]].dropna() if len(df) else pd.DataFrame({"ra": [], "dec": []})
+    return hv.Points(thin(df), ["ra", "dec"])
+
+
+def background_points(background: pd.DataFrame) -> hv.Points:
+    """The catalogue as faint dots (thinned to :data:`MAX_DRAWN`): drawn once, it never changes with the
+    selection."""
+    return _points(background).opts(color="#c3c9d3", size=2, alpha=0.6)
+
+
+def selection_layers(selected: pd.DataFrame, focus: tuple[float, float] | None = None) -> hv.Overlay:
+    """The selection (thinned to :data:`MAX_DRAWN`) and the focused object as a ring."""
+    ring = [focus] if focus is not None and all(np.isfinite(focus)) else []
+    return hv.Overlay(
+        [
+            _points(selected).opts(color=SELECTION, size=3, alpha=0.8),
+            hv.Points(ring, ["ra", "dec"]).opts(color=FOCUS, fill_alpha=0, line_width=2, size=14),
+        ]
+    )
+
+
+def sky_options(height: int = 220, title: str = "") -> dict:
+    """Plot options of the sky overlay: RA increasing to the left, as on the sky."""
+    return dict(
+        height=height,
+        responsive=True,
+        invert_xaxis=True,
+        title=title,
+        toolbar=None,
+        xlabel="RA (deg)",
+        ylabel="Dec (deg)",
+        show_grid=True,
+    )
+
+
 def sky_plot(
     background: pd.DataFrame,
     selected: pd.DataFrame,
@@ -35,24 +71,6 @@ def sky_plot(
     focus : (ra, dec), optional
         The focused object, drawn as a ring.
     """
-
-    def pts(df):
-        df = df[["ra", "dec"]].dropna() if len(df) else pd.DataFrame({"ra": [], "dec": []})
-        return hv.Points(thin(df), ["ra", "dec"])
-
-    ring = [focus] if focus is not None and all(np.isfinite(focus)) else []
-    layers = [
-        pts(background).opts(color="#c3c9d3", size=2, alpha=0.6),
-        pts(selected).opts(color=SELECTION, size=3, alpha=0.8),
-        hv.Points(ring, ["ra", "dec"]).opts(color=FOCUS, fill_alpha=0, line_width=2, size=14),
-    ]
-    return hv.Overlay(layers).opts(
-        height=height,
-        responsive=True,
-        invert_xaxis=True,
-        title=title,
-        toolbar=None,
-        xlabel="RA (deg)",
-        ylabel="Dec (deg)",
-        show_grid=True,
+    return (background_points(background) * selection_layers(selected, focus)).opts(
+        **sky_options(height, title)
     )
