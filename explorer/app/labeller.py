@@ -114,7 +114,7 @@ class Labeller(pn.viewable.Viewer):
             self.session.notify(str(err))
             return None
         n = len(ids)
-        who = html.escape(ids[0]) if n == 1 else f"{n:,} objects"
+        who = ids[0] if n == 1 else f"{n:,} objects"  # plain text: the header escapes every notice
         self.session.notify(f"Saved: {who} → {name}.")
         self._after_change(advance_to=upcoming)
         return batch

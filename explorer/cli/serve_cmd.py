@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from pathlib import Path
 
 from explorer.errors import ExplorerError
@@ -28,7 +30,8 @@ def register(sub) -> None:
     p.add_argument(
         "--basic-auth",
         default=None,
-        help="a password, or a JSON file of user: password pairs, that visitors must give",
+        help="a password, or a JSON file of user: password pairs (each label is recorded under its user), "
+        "that visitors must give",
     )
     p.add_argument(
         "--cookie-secret", default=None, help="secret that signs login cookies (use with --basic-auth)"
@@ -56,6 +59,39 @@ def cmd_serve(args) -> int:
         cookie_secret=args.cookie_secret,
         websocket_origin=args.allow_websocket_origin,
     )
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_basic_auth(value: str | None) -> str | None:
+    """``--basic-auth`` as Panel should get it: a password, or the absolute path of a JSON file of users.
+
+    A value ending in ``.json`` must be a readable JSON object of user: password strings (an existing file of
+    any name is read as one too); otherwise Panel would silently take a mistyped file name as the password.
+    """
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        if path.suffix.lower() == ".json":
+            raise ExplorerError(
+                f"--basic-auth {value}: no such users file; write a JSON file of user: password pairs"
+            )
+        return value
+    try:
+        users = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ExplorerError(f"--basic-auth {value}: unreadable users file ({err}); it must be JSON") from err
+    if not (
+        isinstance(users, dict)
+        and users
+        and all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in users.items())
+    ):
+        raise ExplorerError(
+            f'--basic-auth {value}: must be a JSON object of user: password strings, e.g. {{"alice": "..."}}'
+        )
+    return str(path.resolve())
 
 
 def _origins(address: str, port: int, extra: list[str] | None) -> list[str]:
@@ -102,6 +138,14 @@ def serve_workspace(
     from explorer.app.serve import app_factory, warm_up
 
     ws = Workspace.open(path)
+    basic_auth = check_basic_auth(basic_auth)
+    if address not in LOOPBACK and not basic_auth:
+        print(
+            f"Warning: serving on {address} without --basic-auth: anyone who can reach this port can see the "
+            "workspace and write labels.",
+            file=sys.stderr,
+            flush=True,
+        )
     if port == 0:
         with socket.socket() as s:
             s.bind((address, 0))

@@ -182,42 +182,91 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServedProcess:
+    """A running ``explorer serve`` subprocess on a free port of 127.0.0.1 (output in ``server.log`` beside it).
+
+    Parameters
+    ----------
+    ws : Path
+        The workspace to serve.
+    *extra : str
+        More ``explorer serve`` options (``--basic-auth users.json`` ...).
+    log : Path, optional
+        Where the server's output goes (default: ``server.log`` beside the workspace).
+    timeout : float
+        Seconds to wait for the first page.
+    """
+
+    def __init__(self, ws: Path, *extra: str, log: Path | None = None, timeout: float = 90) -> None:
+        self.ws = Path(ws)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log or self.ws.parent / "server.log"
+        self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "explorer.cli",
+                "serve",
+                str(self.ws),
+                "--port",
+                str(self.port),
+                "--no-show",
+                *extra,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TQDM_DISABLE": "1"},
+        )
+        try:
+            self._wait(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"explorer serve exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"explorer serve did not answer within {timeout:.0f} s")
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        """SIGKILL the server (no clean-up of any kind), and wait for it to be gone."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Terminate the server (kill it if it does not stop in 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
 @pytest.fixture(scope="module")
 def served_app(tmp_path_factory, app_workspace):
     """``explorer serve`` on a copy of the workspace, on a free port of 127.0.0.1: yields (url, workspace path)."""
     ws = tmp_path_factory.mktemp("served") / "ws"
     shutil.copytree(app_workspace, ws, ignore=shutil.ignore_patterns("labels.sqlite*", ".lock"))
-    port = free_port()
-    log = open(ws.parent / "server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "explorer.cli", "serve", str(ws), "--port", str(port), "--no-show"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "TQDM_DISABLE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
+    server = ServedProcess(ws)
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"explorer serve exited: {(ws.parent / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=10) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("explorer serve did not answer within 90 s")
-            time.sleep(0.3)
-        yield url, ws
+        yield server.url, ws
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
