@@ -45,8 +45,8 @@ QUICKSTART = [
     4. **find similar** objects to one galaxy;
     5. **label** a few objects and **export** them as a VOTable for TOPCAT or Aladin.
 
-    Run it from the `notebooks/` folder. The first run builds the workspace `explorer-demo/` (every cutout is
-    embedded and a UMAP map is fitted: a few minutes on two CPU cores); later runs reuse it.
+    Run it from the `notebooks/` folder. The first run builds the workspace `explorer-demo/` (every cutout and
+    light curve is embedded: under a minute on two idle CPU cores); later runs reuse it.
 
     The same from a terminal:
 
@@ -55,6 +55,11 @@ QUICKSTART = [
     explorer info explorer-demo
     explorer serve explorer-demo          # the dashboard at http://127.0.0.1:5006/
     ```
+
+    One difference: `explorer demo` draws the map with **UMAP**, which keeps neighbours together and separates
+    the kinds of object far better than a linear projection, but takes a minute or two to fit. To keep this
+    notebook quick we draw a **PCA** map (a fraction of a second); everything below works the same on either.
+    For the real thing, `explorer map explorer-demo --method umap`, or `map_workspace(ws, method="umap")`.
     """),
     code(f"""
     import html
@@ -64,13 +69,22 @@ QUICKSTART = [
     import numpy as np
     from IPython.display import HTML, display
 
+    from explorer.analysis.workspace_ops import map_workspace, score_workspace
+    from explorer.data.defaults import add_first, add_simulated
     from explorer.info import describe, format_info
-    from explorer.pipeline import build_demo
+    from explorer.models.embed import embed_workspace
+    from explorer.workspace import Workspace
 
     hv.extension("bokeh")
 
-    WORKSPACE = Path("explorer-demo")
-    ws = build_demo(WORKSPACE, n_simulated={N_SIMULATED}, seed=0)
+    WORKSPACE = Path("explorer-demo")  # delete this folder to start again from scratch
+    ws = Workspace.open_or_create(WORKSPACE)
+    if ws.current("scores") is None:  # the first run: what `explorer demo` does, with a PCA map
+        add_first(ws)  # the 2,158 FIRST radio galaxies shipped in the firstgalaxydata wheel
+        add_simulated(ws, {N_SIMULATED}, seed=0)  # cutouts and light curves with ground truth
+        embed_workspace(ws)  # the shipped encoders: one vector per object and modality, and a joint one
+        map_workspace(ws, method="pca")  # 2-D map coordinates (method="umap" for the real thing)
+        score_workspace(ws)  # unsupervised anomaly scores, higher = more unusual
     print(format_info(describe(ws)))
     """),
     md("""
@@ -102,8 +116,9 @@ QUICKSTART = [
     ## Lasso from code
 
     In the browser a lasso drag sends its polygon, in map coordinates, through a HoloViews `Lasso` stream, and the
-    server resolves it to ids. Here we send the same event from Python, around the RR Lyrae stars on the map, and
-    check that the library's own `select` (what `explorer select` runs) returns the very same objects.
+    server resolves it to ids. Here we send the same event from Python (`app.map.lasso_stream`; `box_stream` and
+    `tap_stream` do the same for a box and a click), around the RR Lyrae stars on the map, and check that the
+    library's own `select` (what `explorer select` runs) returns the very same objects.
     """),
     code("""
     from explorer.analysis import workspace_ops
@@ -117,8 +132,7 @@ QUICKSTART = [
     angle = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     polygon = centre + radius * np.c_[np.cos(angle), np.sin(angle)]
 
-    lasso = next(s for s in app.map._streams if isinstance(s, hv.streams.Lasso))
-    lasso.event(geometry=polygon)  # what a mouse-up after a lasso drag sends
+    app.map.lasso_stream.event(geometry=polygon)  # what a mouse-up after a lasso drag sends
     selected = app.session.selected_ids
 
     same = workspace_ops.select(ws, polygon)
@@ -310,7 +324,7 @@ BRING_YOUR_OWN = [
         --lightcurves my_survey/lightcurves.parquet --image-set mysurvey
     explorer pretrain my-survey-ws --modality image --epochs 10
     explorer embed my-survey-ws
-    explorer map my-survey-ws
+    explorer map my-survey-ws             # UMAP; --method pca for the quick map drawn below
     explorer score my-survey-ws
     explorer serve my-survey-ws
     ```
@@ -450,7 +464,7 @@ BRING_YOUR_OWN = [
     else a shipped one in `assets/` with the right number of bands ([docs/encoders.md](../docs/encoders.md)).
     Nothing shipped was trained on single-band 48-pixel optical cutouts, so we **pretrain** one here: a small CNN
     learns, without labels, that two randomly rotated, flipped, shifted, blurred and noised views of the same
-    cutout belong together (SimCLR). A few epochs of a small network keep this notebook quick; for your survey use
+    cutout belong together (SimCLR). Two epochs of a small network keep this notebook quick; for your survey use
     the defaults (`explorer pretrain WS --modality image --epochs 10`: about 12 minutes for 10,000 cutouts on two
     CPU cores).
 
@@ -465,7 +479,7 @@ BRING_YOUR_OWN = [
         model=ImageModelConfig(bands=1, input_size=48, widths=(16, 32, 64), embedding_dim=32),
         batch_size=64, projector_hidden=128, projector_dim=32,
     )
-    checkpoint = pretrain_images(store.array, config, ws.checkpoint_dir("image-mysurvey"), epochs=4, seed=0)
+    checkpoint = pretrain_images(store.array, config, ws.checkpoint_dir("image-mysurvey"), epochs=2, seed=0)
     record_training_data(checkpoint, image_set="mysurvey", workspace=str(ws.path), objects=len(store))
     sorted(p.name for p in checkpoint.iterdir())
     """),
@@ -496,7 +510,7 @@ BRING_YOUR_OWN = [
       convolution stands in for such a model.
 
     Which is best for *your* data? A quick check: how often an object's nearest neighbours share its class, on a
-    column you trust (kNN accuracy, here on `kind`). We keep the best for the rest of the notebook. Four short
+    column you trust (kNN accuracy, here on `kind`). We keep the best for the rest of the notebook. Two short
     epochs on 240 cutouts are little for contrastive pretraining, so do not be surprised if an encoder trained
     on another survey wins here; on your own thousands of cutouts, pretrain for longer.
     """),
@@ -539,14 +553,19 @@ BRING_YOUR_OWN = [
     md("""
     ## 5. Map and score
 
-    UMAP (seeded, so the same map every run) projects the joint vectors to 2-D; an isolation forest scores how
-    unusual each object is (higher = more anomalous). Both are saved as new versions in the workspace, recording
-    which embeddings they came from ([docs/maps.md](../docs/maps.md)).
+    A map projects the joint vectors to 2-D; an anomaly score says how unusual each object is (by default the mean
+    distance to its nearest neighbours; higher = more anomalous). Both are saved as new versions in the workspace,
+    recording which embeddings they came from ([docs/maps.md](../docs/maps.md)).
+
+    Here the map is a PCA projection: a fraction of a second. For exploring, use UMAP (`method="umap"`, the
+    default of `explorer map`): seeded, so the same map every run, and far better at keeping similar objects
+    together and apart from the rest, but its first fit in a new Python process spends a while compiling (numba),
+    and a few thousand objects take about a minute on two CPU cores.
     """),
     code("""
     from explorer.analysis import workspace_ops
 
-    print(workspace_ops.map_workspace(ws, method="umap"), workspace_ops.score_workspace(ws))
+    print(workspace_ops.map_workspace(ws, method="pca"), workspace_ops.score_workspace(ws))
     coords, _ = ws.map()
     scores, _ = ws.scores()
     coords = coords.merge(scores, on="id")
@@ -629,8 +648,9 @@ ANOMALY_HUNT = [
     # Hunting anomalies, then fine-tuning on the labels
 
     Rare objects are what a survey hides best. The explorer ranks objects by how unusual their embeddings are
-    and **re-learns that ranking from every label** you give (active anomaly discovery: an isolation forest whose
-    leaves are re-weighted after each label, after Das et al. 2017). This notebook measures how much that helps,
+    and **re-learns that ranking from every label** you give (active anomaly discovery: by default the distance to
+    the nearest neighbours, raised or lowered around each labelled object; or an isolation forest whose leaves are
+    re-weighted after each label, after Das et al. 2017). This notebook measures how much that helps,
     on the simulated survey, where the truth is known: 0.5% of its objects are injected oddities (mergers, rings,
     gravitational lenses, satellite trails and hot pixels in the images; microlensing events, flares and dippers
     in the light curves), flagged in the catalogue column `is_oddity`.
@@ -645,10 +665,15 @@ ANOMALY_HUNT = [
 
     ```bash
     explorer simulate anomaly-hunt --n 3000 --seed 0
-    explorer embed anomaly-hunt && explorer map anomaly-hunt && explorer score anomaly-hunt
+    explorer embed anomaly-hunt && explorer map anomaly-hunt --method pca && explorer score anomaly-hunt
     explorer serve anomaly-hunt          # label with a / n / x; the discovery curve updates live
     explorer finetune anomaly-hunt --head-only
     ```
+
+    The maps here are PCA projections, which take a fraction of a second; the anomaly ranking and the fine-tuning
+    work on the embeddings, not on the map, so nothing else depends on that choice. UMAP (`explorer map
+    anomaly-hunt`, the default method) draws neighbourhoods far more clearly but takes a minute or two per map
+    on two CPU cores.
     """),
     code("""
     import html
@@ -660,8 +685,9 @@ ANOMALY_HUNT = [
     import pandas as pd
     from IPython.display import HTML, display
 
+    from explorer.analysis import workspace_ops
     from explorer.data.defaults import add_simulated
-    from explorer.pipeline import run_steps
+    from explorer.models.embed import embed_workspace
     from explorer.workspace import Workspace
 
     hv.extension("bokeh")
@@ -669,7 +695,9 @@ ANOMALY_HUNT = [
     shutil.rmtree(WORKSPACE, ignore_errors=True)  # this notebook labels and fine-tunes: start afresh each run
     ws = Workspace.create(WORKSPACE)
     add_simulated(ws, 3000, seed=0)
-    run_steps(ws)  # embed (shipped encoders), UMAP map, isolation-forest scores
+    embed_workspace(ws)  # the shipped image and light-curve encoders
+    workspace_ops.map_workspace(ws, method="pca")  # a quick linear map (method="umap": the dashboard's default)
+    workspace_ops.score_workspace(ws)  # unsupervised anomaly scores (kNN distance by default)
     cat = ws.catalog.table.set_index("id")
     print(ws.manifest["current"])
     cat.loc[cat["is_oddity"], "class"].value_counts()[lambda n: n > 0]
@@ -704,7 +732,7 @@ ANOMALY_HUNT = [
     order is the *unsupervised ranking* (what `explorer score` saves). Then, 150 times: show the top unlabelled
     object, ask the oracle, `update` the scorer with the answer, re-rank. Two rankers: an isolation forest whose
     leaf weights are re-solved after each label (every object sharing leaves with the labelled one moves), and
-    the mean distance to the nearest neighbours with a kernel bump around each labelled object.
+    the mean distance to the nearest neighbours with a kernel bump around each labelled object (the default).
     """),
     code("""
     from explorer.analysis.anomaly import AnomalyScorer, discovery_curve
@@ -789,21 +817,33 @@ ANOMALY_HUNT = [
     ([docs/encoders.md](../docs/encoders.md))
     """),
     code("""
-    from explorer.analysis import workspace_ops
     from explorer.models.finetune import compare_versions, finetune_workspace
 
     before = {"embeddings": ws.current("embeddings"), "maps": ws.current("maps"), "scores": ws.current("scores")}
-    tuned = finetune_workspace(ws, head_only=True, epochs=5, seed=0)
-    after = {"embeddings": tuned, "maps": workspace_ops.map_workspace(ws), "scores": workspace_ops.score_workspace(ws)}
+    tuned = finetune_workspace(ws, head_only=True, epochs=3, seed=0)
+    after = {
+        "embeddings": tuned,
+        "maps": workspace_ops.map_workspace(ws, method="pca"),
+        "scores": workspace_ops.score_workspace(ws),
+    }
     print("before:", before)
     print("after: ", after)
     comparison = compare_versions(ws, before["embeddings"], after["embeddings"])
-    {k: comparison[k] for k in ("n_labelled", "classes", "neighbour_jaccard", "knn_accuracy_old", "knn_accuracy_new")}
+    width = max(map(len, comparison))
+    for key, value in comparison.items():
+        print(f"{key:>{width}}: {value:.3f}" if isinstance(value, float) else f"{key:>{width}}: {value}")
     """),
     md("""
-    `neighbour_jaccard` is how much each object's ten nearest neighbours stayed the same (1 = unchanged);
-    `knn_accuracy` is how well the neighbours of a labelled object predict its label, before and after (after is
-    optimistic: the labels it is measured on are the ones it was trained on).
+    How to read these numbers (`_old` on the embeddings before, `_new` after):
+
+    * `neighbour_jaccard`: how much each object's ten nearest neighbours stayed the same (1 = unchanged);
+    * `knn_accuracy`: how often the neighbours of a labelled object vote for its own label. With a handful of
+      anomalies among 150 labels, an embedding that puts every anomaly among normal objects still scores about
+      0.95, so read `knn_balanced_accuracy` (the same, averaged over the labels: 0.5 is that useless embedding);
+    * `label_margin`: how much closer objects with the same label sit than objects with different labels.
+
+    The `_new` numbers are optimistic: they are measured on the very labels the head was trained on. For a fair
+    test, hold labels out (`benchmarks/bench_finetune.py` does).
 
     The maps before and after, with the oddities the loop found in red and those it missed in orange:
     """),
@@ -861,7 +901,7 @@ SCALE_OUT = [
     cluster.
 
     ```bash
-    explorer simulate scale-demo --n 2000 --seed 1
+    explorer simulate scale-demo --n 1200 --seed 1
     explorer embed scale-demo --scheduler local:2          # or tcp://scheduler-host:8786
     explorer score scale-demo --scheduler local:2
     ```
@@ -882,7 +922,7 @@ SCALE_OUT = [
     WORKSPACE = Path("scale-demo")
     shutil.rmtree(WORKSPACE, ignore_errors=True)  # a fresh workspace each run
     ws = Workspace.create(WORKSPACE)
-    print(add_simulated(ws, 2000, seed=1))
+    print(add_simulated(ws, 1200, seed=1))
     """),
     md("""
     ## A cluster on this machine
@@ -921,20 +961,20 @@ SCALE_OUT = [
     md("""
     ## Scores and map positions in partitions
 
-    Beyond `sample_size` objects (or whenever a scheduler is given) the isolation forest and the map are
+    Beyond `sample_size` objects (or whenever a scheduler is given) the anomaly scorer and the map are
     *fitted* once, here, on a seeded sample, and every object is scored and placed in partitions of `part_rows`,
-    each read by a worker from the memory-mapped embeddings. Small numbers here so that 2,000 objects make
+    each read by a worker from the memory-mapped embeddings. Small numbers here so that 1,200 objects make
     several partitions; the defaults are a 200,000-object sample and 262,144 rows per partition.
     """),
     code("""
-    dask_scores = workspace_ops.score_workspace(ws, scheduler=address, sample_size=1000, part_rows=500)
-    local_scores = workspace_ops.score_workspace(ws, sample_size=1000, part_rows=500)
+    dask_scores = workspace_ops.score_workspace(ws, scheduler=address, sample_size=600, part_rows=300)
+    local_scores = workspace_ops.score_workspace(ws, sample_size=600, part_rows=300)
     s_dask, s_local = ws.scores(dask_scores)[0], ws.scores(local_scores)[0]
     assert s_dask["id"].equals(s_local["id"])
     print(f"scores {dask_scores} (Dask) vs {local_scores} (in process): "
           f"largest difference {np.abs(s_dask['score'] - s_local['score']).max():.2g}")
 
-    dask_map = workspace_ops.map_workspace(ws, method="pca", scheduler=address, sample_size=1000, part_rows=500)
+    dask_map = workspace_ops.map_workspace(ws, method="pca", scheduler=address, sample_size=600, part_rows=300)
     coords, meta = ws.map(dask_map)
     print(dask_map, {k: meta[k] for k in ("method", "fit_sample", "scheduler")})
     """),
