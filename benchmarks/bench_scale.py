@@ -109,16 +109,27 @@ def rss_now() -> dict[str, float]:
     return {"rss_mb": f.get("VmRSS"), "anon_mb": f.get("RssAnon"), "file_mb": f.get("RssFile")}
 
 
-def timed_ms(fn, repeat: int = 15, warm: int = 2) -> tuple[float, Any]:
+def timed(fn, repeat: int = 15, warm: int = 2) -> tuple[float, float, Any]:
+    """Median wall ms, median CPU ms of this thread, and the last result of ``fn()``.
+
+    On a shared machine the wall time of a 1-2 ms call includes time the thread waited for a core; the thread's
+    CPU time is what the call costs on a core of its own (for single-threaded calls, as lasso and one query are).
+    """
     out = None
     for _ in range(warm):
         out = fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         out = fn()
+        cpu.append(1e3 * (time.thread_time() - c))
         times.append(1e3 * (time.perf_counter() - t))
-    return statistics.median(times), out
+    return statistics.median(times), statistics.median(cpu), out
+
+
+def timed_ms(fn, repeat: int = 15, warm: int = 2) -> tuple[float, Any]:
+    wall, _, out = timed(fn, repeat, warm)
+    return wall, out
 
 
 def du(path: Path) -> int:
@@ -159,8 +170,15 @@ def stage_score(ws_path: str, a: argparse.Namespace) -> dict:
     from explorer.workspace import Workspace
 
     ws = Workspace.open(ws_path)
-    version = score_workspace(ws, sample_size=a.score_sample, scheduler=a.scheduler, progress=False)
-    return {"version": version, "scheduler": a.scheduler or "in-process", "fit_sample": a.score_sample}
+    version = score_workspace(
+        ws, method=a.score_method, sample_size=a.score_sample, scheduler=a.scheduler, progress=False
+    )
+    return {
+        "version": version,
+        "method": ws.versions("scores")[version]["method"],
+        "scheduler": a.scheduler or "in-process",
+        "fit_sample": a.score_sample,
+    }
 
 
 def stage_map(ws_path: str, a: argparse.Namespace) -> dict:
@@ -207,11 +225,15 @@ def _polygon(cx: float, cy: float, r: float, m: int = 64, seed: int = 0) -> np.n
 
 
 def stage_serve(ws_path: str, a: argparse.Namespace) -> dict:
-    """Load the map data as a server does, then time lasso, find-similar and Datashader aggregation."""
-    from explorer.analysis.index_store import StoredIndex
+    """Load the map data as a server does, then time lasso, find-similar and Datashader aggregation.
+
+    ``--serve-parts`` picks which of ``lasso``, ``similar``, ``datashader`` run (a loaded machine may need them
+    in separate runs of under 10 minutes each).
+    """
     from explorer.analysis.map_data import MapData
     from explorer.workspace import Workspace
 
+    parts = set(a.serve_parts.split(","))
     out: dict[str, Any] = {}
     ws = Workspace.open(ws_path)
     t = time.perf_counter()
@@ -221,61 +243,144 @@ def stage_serve(ws_path: str, a: argparse.Namespace) -> dict:
     sim = data.similarity()
     out["index_load_s"] = round(time.perf_counter() - t, 2)
     out["rss_after_load"] = rss_now()
-    n = len(data)
-    # lasso: outlines around random objects, sized to hold ~0.1%, ~1% and ~10% of the map
+    out["n"] = len(data)
     rng = np.random.default_rng(0)
-    xy = data.xy
+    if "lasso" in parts:
+        out.update(_serve_lasso(data, rng))
+    rng = np.random.default_rng(1)
+    if "similar" in parts:
+        out.update(_serve_similar(data, sim, rng, a))
+    if "datashader" in parts:
+        out.update(_serve_datashader(data))
+    out["rss_end"] = rss_now()
+    return out
+
+
+def _serve_lasso(data, rng: np.random.Generator) -> dict:
+    """Outlines around random objects, sized to hold from ~0.1% to ~25% of the map: rows, sorted rows, ids."""
+    n, xy = len(data), data.xy
     span = float(np.subtract(*np.percentile(xy[::97, 0], [99, 1])))
-    rows_ms, arrow_ms, ids_ms, sizes = [], [], [], []
+    rows_ms, sorted_ms, arrow_ms, ids_ms, sizes, cpu_ms, sorted_cpu_ms = [], [], [], [], [], [], []
     for k, frac in enumerate((0.01, 0.03, 0.1, 0.2)):
         for j in range(3):
             c = xy[int(rng.integers(n))]
             poly = _polygon(float(c[0]), float(c[1]), frac * span, seed=10 * k + j)
-            ms, rows = timed_ms(lambda poly=poly: data.lasso_rows(poly), repeat=5, warm=1)
+            ms, ms_cpu, rows = timed(lambda poly=poly: data.lasso_rows(poly), repeat=5, warm=1)
+            ms_sorted, ms_sorted_cpu, _ = timed(
+                lambda poly=poly: data.lasso_rows(poly, sort=True), repeat=3, warm=1
+            )
+            cpu_ms.append(ms_cpu)
+            sorted_cpu_ms.append(ms_sorted_cpu)
             ms_arrow, _ = timed_ms(
                 lambda poly=poly: data.ids.take_arrow(data.lasso_rows(poly)), repeat=3, warm=1
             )
             ms_ids, _ = timed_ms(lambda poly=poly: data.lasso(poly), repeat=3, warm=1)
             rows_ms.append(ms)
+            sorted_ms.append(ms_sorted)
             arrow_ms.append(ms_arrow)
             ids_ms.append(ms_ids)
             sizes.append(len(rows))
-    out["lasso"] = [
-        {"selected": s, "rows_ms": round(r, 1), "ids_arrow_ms": round(a_, 1), "ids_str_ms": round(i, 1)}
-        for s, r, a_, i in sorted(zip(sizes, rows_ms, arrow_ms, ids_ms, strict=True))
-    ]
-    out["lasso_rows_ms_median"] = round(statistics.median(rows_ms), 1)
-    out["lasso_rows_ms_max"] = round(max(rows_ms), 1)
-    # find-similar: latency and recall@20 against exact search over the same (memory-mapped) vectors, per nprobe
-    queries = data.ids.take(rng.choice(n, 40, replace=False))
-    exact = StoredIndex(sim.vectors, sim.ids, None, {})
-    truth = {q: set(exact.query([q], k=20)["id"]) for q in queries[: a.recall_queries]}
+    table = sorted(zip(sizes, rows_ms, sorted_ms, arrow_ms, ids_ms, cpu_ms, sorted_cpu_ms, strict=True))
+    return {
+        "lasso": [
+            {
+                "selected": s,
+                "rows_ms": round(r, 1),
+                "rows_cpu_ms": round(rc, 1),
+                "rows_sorted_ms": round(o, 1),
+                "rows_sorted_cpu_ms": round(oc, 1),
+                "ids_arrow_ms": round(a_, 1),
+                "ids_str_ms": round(i, 1),
+            }
+            for s, r, o, a_, i, rc, oc in table
+        ],
+        "lasso_rows_cpu_ms_max": round(max(cpu_ms), 1),
+        "lasso_sorted_cpu_ms_max": round(max(sorted_cpu_ms), 1),
+        "lasso_rows_ms_median": round(statistics.median(rows_ms), 1),
+        "lasso_rows_ms_max": round(max(rows_ms), 1),
+        "lasso_sorted_ms_median": round(statistics.median(sorted_ms), 1),
+        "lasso_sorted_ms_max": round(max(sorted_ms), 1),
+    }
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, exclude: np.ndarray, k: int = 20) -> list[set]:
+    """Exact cosine top-``k`` rows per query (each query's own row excluded), in one chunked pass."""
+    Q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    best_s = np.full((len(Q), 0), -np.inf, np.float32)
+    best_r = np.empty((len(Q), 0), np.int64)
+    for a in range(0, len(vectors), 1 << 20):
+        X = np.asarray(vectors[a : a + (1 << 20)], dtype=np.float32)
+        X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-30)
+        S = Q @ X.T
+        top = np.argpartition(-S, k, axis=1)[:, : k + 1]
+        best_s = np.concatenate((best_s, np.take_along_axis(S, top, 1)), axis=1)
+        best_r = np.concatenate((best_r, top + a), axis=1)
+        keep = np.argsort(-best_s, axis=1)[:, : k + 1]
+        best_s, best_r = np.take_along_axis(best_s, keep, 1), np.take_along_axis(best_r, keep, 1)
+    return [set(r[r != e][:k].tolist()) for r, e in zip(best_r, exclude, strict=True)]
+
+
+def _serve_similar(data, sim, rng: np.random.Generator, a: argparse.Namespace) -> dict:
+    """Find-similar latency (whole query, and the FAISS candidate search alone) and recall@20, per nprobe."""
+    n = len(data)
+    qrows = np.sort(rng.choice(n, a.recall_queries, replace=False))
+    queries = data.ids.take(qrows)
+    directions = np.stack([sim.query_direction([q]) for q in queries])
+    t = time.perf_counter()
+    truth = exact_top(sim.vectors, directions, qrows)
+    out: dict[str, Any] = {"exact_truth_s": round(time.perf_counter() - t, 1)}
     sweep = []
     default_nprobe = sim.index.nprobe if sim.index is not None else None
-    for nprobe in [8, 16, 32, 64] if sim.index is not None else [None]:
+    n_cand = int(sim.meta.get("rerank", 200))
+    nprobes = [int(v) for v in a.nprobes.split(",")] if sim.index is not None else [None]
+    for nprobe in nprobes:
         if nprobe is not None:
             sim.index.nprobe = nprobe
-        lat = [timed_ms(lambda q=q: sim.query([q], k=20), repeat=5, warm=1)[0] for q in queries]
-        recall = [len(set(sim.query([q], k=20)["id"]) & truth[q]) / 20 for q in truth]
+        runs = [timed(lambda q=q: sim.query([q], k=20), repeat=5, warm=1) for q in queries]
+        lat, lat_cpu = [r[0] for r in runs], [r[1] for r in runs]
+        # the FAISS candidate search alone (the rest of a query: id lookup, exact re-ranking, the result frame)
+        faiss_runs = (
+            [timed(lambda v=v: sim.index.search(v[None], n_cand), repeat=5, warm=1) for v in directions]
+            if sim.index is not None
+            else [(float("nan"), float("nan"), None)]
+        )
+        got = [set(sim.rows_of(sim.query([q], k=20)["id"]).tolist()) for q in queries]
+        recall = [len(g & t_) / 20 for g, t_ in zip(got, truth, strict=True)]
         sweep.append(
             {
                 "nprobe": nprobe,
                 "ms_median": round(statistics.median(lat), 2),
                 "ms_p90": round(float(np.percentile(lat, 90)), 2),
+                "cpu_ms_median": round(statistics.median(lat_cpu), 2),
+                "cpu_ms_p90": round(float(np.percentile(lat_cpu, 90)), 2),
+                "faiss_ms_median": round(statistics.median([r[0] for r in faiss_runs]), 2),
+                "faiss_cpu_ms_median": round(statistics.median([r[1] for r in faiss_runs]), 2),
                 "recall_at_20": round(float(np.mean(recall)), 4),
                 "recall_min": min(recall),
+                "load_average": os.getloadavg()[0],
             }
         )
+        print(json.dumps(sweep[-1]), file=sys.stderr, flush=True)
     if default_nprobe is not None:
         sim.index.nprobe = default_nprobe
-    out["similar_sweep"] = sweep
     chosen = next((r for r in sweep if r["nprobe"] == default_nprobe), sweep[0])
-    out["similar_ms_median"], out["similar_ms_p90"] = chosen["ms_median"], chosen["ms_p90"]
-    out["similar_recall_at_20"] = chosen["recall_at_20"]
-    out["similar_method"] = sim.method
-    # datashader: count and mean score on 800 x 800 (what a rasterized map does per pan/zoom)
+    out.update(
+        similar_sweep=sweep,
+        similar_default_nprobe=default_nprobe,
+        similar_cpu_ms_median=chosen["cpu_ms_median"],
+        similar_ms_median=chosen["ms_median"],
+        similar_ms_p90=chosen["ms_p90"],
+        similar_recall_at_20=chosen["recall_at_20"],
+        similar_method=sim.method,
+    )
+    return out
+
+
+def _serve_datashader(data) -> dict:
+    """Count and mean score on 800 x 800 (what a rasterized map does per pan/zoom)."""
     import datashader as ds
 
+    out: dict[str, Any] = {}
     frame = data.points()
     canvas = ds.Canvas(plot_width=800, plot_height=800)
     t = time.perf_counter()
@@ -286,8 +391,6 @@ def stage_serve(ws_path: str, a: argparse.Namespace) -> dict:
         out["datashader_mean_score_ms"], _ = timed_ms(
             lambda: canvas.points(frame, "x", "y", agg=ds.mean("score")), repeat=5
         )
-    out["rss_end"] = rss_now()
-    out["n"] = n
     return out
 
 
@@ -465,12 +568,64 @@ def cmd_build(a: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def _worker_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _worker_peak_rss_mb(reset: bool = False) -> float:
+    """Peak RSS of this (worker) process in MB since the last reset (Linux ``VmHWM``; reset via clear_refs)."""
+    status = Path("/proc/self/status").read_text()
+    peak = next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmHWM")) / 1024
+    if reset:
+        Path("/proc/self/clear_refs").write_text("5")
+    return peak
+
+
+def _warm_worker() -> None:
+    """What a long-running worker has imported already: the scorer, the placer, the encoders."""
+    import explorer.analysis.anomaly  # noqa: F401
+    import explorer.analysis.placement  # noqa: F401
+    import explorer.models.embed  # noqa: F401
+
+
 def cmd_compare(a: argparse.Namespace) -> list[dict]:
-    """In process vs a LocalCluster with as many single-thread workers as cores given to the in-process run."""
+    """In process vs Dask with as many single-thread workers as cores given to the in-process run.
+
+    With ``--warm-cluster`` the LocalCluster is started (and its workers import the package) once, before the
+    timed stages, as a long-running cluster would be; otherwise each Dask stage starts its own.
+    """
     rows = []
-    for name in a.stages.split(","):
-        for sched in (None, f"local:{a.threads}"):
-            rows.append(run_stage(name, a, scheduler=sched))
+    cluster = client = None
+    sched = f"local:{a.threads}"
+    if a.warm_cluster:
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=a.threads, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+        client.run(_warm_worker)
+        sched = cluster.scheduler_address
+    try:
+        for name in a.stages.split(","):
+            for s in (None, sched):
+                before = sum(client.run(_worker_cpu).values()) if client is not None and s else 0.0
+                if client is not None and s:
+                    client.run(_worker_peak_rss_mb, reset=True)
+                rows.append(run_stage(name, a, scheduler=s))
+                if s is not None and client is not None:
+                    rows[-1]["worker_cpu_seconds"] = round(sum(client.run(_worker_cpu).values()) - before, 1)
+                    rows[-1]["worker_peak_rss_mb"] = round(max(client.run(_worker_peak_rss_mb).values()))
+                    rows[-1]["scheduler"] = f"warm LocalCluster ({a.threads} workers)"
+            if len(rows) >= 2 and rows[-2].get("seconds") and rows[-1].get("seconds"):
+                rows[-1]["dask_overhead_pct"] = round(
+                    100 * (rows[-1]["seconds"] / rows[-2]["seconds"] - 1), 1
+                )
+    finally:
+        if client is not None:
+            client.close()
+            cluster.close()
     return rows
 
 
@@ -516,7 +671,7 @@ def cmd_umap_quality(a: argparse.Namespace) -> list[dict]:
             coords[rest] = placer.transform(X[rest])
             placed = time.perf_counter() - t
             times[name] = t_fit + placed
-            times[name + " per 1k"] = 1e3 * placed / len(rest)
+            times[name + " per 1k"] = 1e6 * placed / len(rest)  # ms per 1,000 objects placed
             maps[name] = coords
     probe = sample_rows(len(X), a.probe, 3)
     import faiss
@@ -608,15 +763,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default="float16")
     p.add_argument("--scheduler", default=None)
     p.add_argument("--score-sample", type=int, default=200_000)
+    p.add_argument("--score-method", default=None, help="iforest or knn (default: the scorer's default)")
     p.add_argument("--map-sample", type=int, default=100_000)
     p.add_argument("--placement", default="knn")
-    p.add_argument("--nprobe", type=int, default=32)
+    p.add_argument("--nprobe", type=int, default=None)
     p.add_argument("--recall-queries", type=int, default=20)
+    p.add_argument("--nprobes", default="16,32,48,64,96", help="serve: nprobe values to sweep")
+    p.add_argument("--serve-parts", default="lasso,similar,datashader", help="serve: which measurements")
     p.add_argument("--app-timeout", type=float, default=600)
     p.add_argument(
         "--app-max-rss-mb", type=float, default=6000, help="stop the server if its RSS passes this"
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--warm-cluster", action="store_true", help="compare: start the Dask cluster before timing"
+    )
     p.add_argument("--embed-n", type=int, default=32_768)
     p.add_argument("--sample", default="20000", help="umap-quality: fit sample size(s), comma-separated")
     p.add_argument("--probe", type=int, default=3000)

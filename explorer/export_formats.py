@@ -224,6 +224,7 @@ class AtomicOutputs:
             check_writable(target, self.overwrite)
 
     def temp(self, target: Path) -> Path:
+        """The hidden temporary path beside ``target`` to write it to (the same path on every call)."""
         target = Path(target)
         if target not in self._temps:
             self._temps[target] = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
@@ -248,6 +249,7 @@ class AtomicOutputs:
             self.discard()
 
     def discard(self) -> None:
+        """Delete the temporary files that still exist; no target is touched."""
         for tmp in self._temps.values():
             try:
                 tmp.unlink()

@@ -156,6 +156,7 @@ class SampBridge:
     # ------------------------------------------------------------------ connection
     @property
     def connected(self) -> bool:
+        """Whether the bridge's client is connected to a SAMP hub now."""
         return self._client is not None and self._client.is_connected
 
     @property

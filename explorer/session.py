@@ -103,10 +103,12 @@ class Session(param.Parameterized):
     # ------------------------------------------------------------------ selection
     @property
     def n_selected(self) -> int:
+        """Number of objects selected now."""
         return len(self.selected_ids)
 
     @property
     def map_version(self) -> str | None:
+        """Version of the map the session's data comes from, ``None`` when there is none."""
         return getattr(self.data, "map_version", None)
 
     def _index(self):

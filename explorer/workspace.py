@@ -129,6 +129,7 @@ class Workspace:
 
     @classmethod
     def open_or_create(cls, path: str | Path) -> Workspace:
+        """Open the workspace at ``path``, or create one there when it has no manifest yet."""
         path = Path(path)
         return cls.open(path) if (path / MANIFEST).exists() else cls.create(path)
 
@@ -311,6 +312,7 @@ class Workspace:
     # ------------------------------------------------------------------ other stores
     @property
     def labels_path(self) -> Path:
+        """Path of the label store's SQLite file (it may not exist yet)."""
         return self.path / "labels.sqlite"
 
     def labels(self):
@@ -324,6 +326,7 @@ class Workspace:
         return self.path / "checkpoints" / safe_name(name, "checkpoint")
 
     def selection_path(self, name: str) -> Path:
+        """Path of saved selection ``name`` (may not exist); :class:`DataError` for an unsafe ``name``."""
         return self.path / "selections" / f"{safe_name(name, 'selection')}.json"
 
     def inside(self, relative: str | Path) -> Path:

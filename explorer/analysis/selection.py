@@ -796,10 +796,12 @@ class SelectionHistory:
 
     @property
     def can_undo(self) -> bool:
+        """Whether :meth:`undo` can step back (an earlier state is remembered)."""
         return self._pos > 0
 
     @property
     def can_redo(self) -> bool:
+        """Whether :meth:`redo` can step forward (a state was undone and nothing pushed since)."""
         return self._pos < len(self._states) - 1
 
     def undo(self) -> Selection | None:

@@ -90,10 +90,12 @@ class AppData:
     # ------------------------------------------------------------------ lookups
     @property
     def has_map(self) -> bool:
+        """Whether there is a map to show: a selection index and at least one object in ``frame``."""
         return self.index is not None and len(self.frame) > 0
 
     @property
     def embedding_version(self) -> str | None:
+        """Version of the loaded embeddings, ``None`` when the workspace has none."""
         return None if self.embeddings is None else self.embeddings.version
 
     def frame_positions(self, ids) -> np.ndarray:

@@ -53,6 +53,7 @@ class DiscoveryCurve(pn.viewable.Viewer):
 
     @param.depends("session.labels_version", watch=True)
     def refresh(self) -> None:
+        """Redraw the curve and the note under it (called again whenever the session's labels change)."""
         curve = self.curve()
         self._pane.object = discovery_plot(curve, height=200, title="Discovery: anomalies found")
         n, found = int(curve["viewed"].iloc[-1]), int(curve["found"].iloc[-1])

@@ -106,6 +106,7 @@ class Exporter(pn.viewable.Viewer):
 
     @staticmethod
     def unavailable_reason() -> str | None:
+        """Why export cannot work here (:mod:`explorer.export` is not installed), or ``None`` when it can."""
         if not export_available():
             return "Export is not available yet: explorer.export is not installed."
         return None

@@ -159,6 +159,7 @@ class Inspector(pn.viewable.Viewer):
     # ------------------------------------------------------------------ gallery
     @property
     def n_pages(self) -> int:
+        """Number of gallery pages of ``page_size`` ids (at least 1, even for an empty gallery)."""
         return max(1, -(-len(self.session.gallery_ids) // self.page_size))
 
     def page_ids(self) -> np.ndarray:

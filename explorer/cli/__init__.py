@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings.showwarning = _show_warning
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("faiss", "distributed", "numba", "bokeh", "tornado"):  # our INFO lines, not theirs
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except ExplorerError as err:

@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from explorer.scale_cli import (
+    add_map_options,
+    add_score_options,
+    map_kwargs,
+    register_index_command,
+    score_kwargs,
+)
 from explorer.workspace import Workspace
 
 
 def register(sub) -> None:
+    """Add the ``map``, ``score``, ``select`` and ``similar`` commands to ``sub`` (argparse subparsers)."""
     p = sub.add_parser("map", help="project the embeddings to 2-D (UMAP, or PCA as the fast fallback)")
     p.add_argument("workspace", type=Path)
     p.add_argument("--method", choices=("umap", "pca"), default="umap")
@@ -16,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--n-neighbors", type=int, default=15)
     p.add_argument("--min-dist", type=float, default=0.1)
+    add_map_options(p)
     p.set_defaults(func=cmd_map)
 
     p = sub.add_parser("score", help="unsupervised anomaly scores of the embeddings (higher = more anomalous)")
@@ -27,6 +36,7 @@ def register(sub) -> None:
         help="kNN distance (default: best measured on the simulated survey) or isolation forest",
     )
     p.add_argument("--space", default="joint")
+    add_score_options(p)
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("select", help="ids inside a polygon on the current map")
@@ -45,27 +55,32 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_similar)
 
+    register_index_command(sub)
+
 
 def cmd_map(args) -> int:
+    """``explorer map``: project the embeddings to 2-D and save the map as a new version."""
     from explorer.analysis.workspace_ops import map_workspace
 
     ws = Workspace.open(args.workspace)
     version = map_workspace(ws, method=args.method, space=args.space, random_state=args.seed,
-                            n_neighbors=args.n_neighbors, min_dist=args.min_dist)
+                            n_neighbors=args.n_neighbors, min_dist=args.min_dist, **map_kwargs(args))
     print(f"map {version} ({args.method}) saved")
     return 0
 
 
 def cmd_score(args) -> int:
+    """``explorer score``: compute and save anomaly scores of the embeddings."""
     from explorer.analysis.workspace_ops import score_workspace
 
     ws = Workspace.open(args.workspace)
-    version = score_workspace(ws, method=args.method, space=args.space)
+    version = score_workspace(ws, method=args.method, space=args.space, **score_kwargs(args))
     print(f"anomaly scores {version} ({ws.scores(version)[1]['method']}) saved")
     return 0
 
 
 def cmd_select(args) -> int:
+    """``explorer select``: print (and optionally save) the ids inside a polygon on the current map."""
     from explorer.analysis.workspace_ops import parse_polygon, select
 
     ws = Workspace.open(args.workspace)
@@ -80,6 +95,7 @@ def cmd_select(args) -> int:
 
 
 def cmd_similar(args) -> int:
+    """``explorer similar``: print the ``k`` objects most like the given ids and unlike the ``--not`` ids."""
     from explorer.analysis.workspace_ops import similar
 
     ws = Workspace.open(args.workspace)

@@ -8,12 +8,14 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from explorer.scale_cli import add_simulate_options
 from explorer.workspace import Workspace
 
 DEFAULT_DEMO = "explorer-demo"
 
 
 def register(sub) -> None:
+    """Add the ``simulate``, ``ingest``, ``demo`` and ``info`` commands to ``sub`` (argparse subparsers)."""
     p = sub.add_parser("simulate", help="create or extend a workspace with the simulated survey",
                        description="Create or extend a workspace with N simulated objects (galaxy cutouts, "
                        "variable-star and transient light curves, rare injected oddities) with ground truth.")
@@ -22,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--on-demand", action="store_true",
                    help="store only parameters and render cutouts when asked (default above 200,000 objects)")
+    add_simulate_options(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("ingest", help="add a catalogue with cutouts and/or light curves from files",
@@ -74,16 +77,26 @@ def new_workspace_or_existing(path: Path) -> Iterator[Workspace]:
 
 
 def cmd_simulate(args) -> int:
-    from explorer.data.defaults import add_simulated
+    """``explorer simulate``: add simulated objects to a workspace (created if missing)."""
+    from explorer.data.defaults import ON_DEMAND_THRESHOLD, add_simulated
+    from explorer.data.simulated_survey import add_simulated_partitioned
+    from explorer.scale_cli import after_simulate
 
     with new_workspace_or_existing(args.workspace) as ws:
-        added = add_simulated(ws, args.n, seed=args.seed, on_demand=args.on_demand or None)
+        if args.n > ON_DEMAND_THRESHOLD:  # partitioned catalogue, nothing rendered: 10M objects in ~2 min
+            added = add_simulated_partitioned(ws, args.n, seed=args.seed)
+        else:
+            added = add_simulated(ws, args.n, seed=args.seed, on_demand=args.on_demand or None)
+        version = after_simulate(ws, args)
     print(f"added {added['objects']} simulated objects to {ws.path} "
           f"({added['image']} with cutouts, {added['lightcurve']} with light curves)")
+    if version:
+        print(f"synthetic embeddings {version} saved ({args.dim}-d, {args.dtype})")
     return 0
 
 
 def cmd_ingest(args) -> int:
+    """``explorer ingest``: add a catalogue with cutouts and/or light curves to a workspace."""
     from explorer.data.ingest import ingest_files
 
     with new_workspace_or_existing(args.workspace) as ws:
@@ -97,6 +110,7 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """``explorer demo``: build the demo workspace, then serve it unless ``--no-serve``."""
     from explorer.pipeline import build_demo
 
     ws = build_demo(args.workspace, n_simulated=args.simulated, seed=args.seed)
@@ -109,6 +123,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_info(args) -> int:
+    """``explorer info``: print what a workspace holds (as text or ``--json``)."""
     from explorer.info import describe, format_info
 
     info = describe(Workspace.open(args.workspace))

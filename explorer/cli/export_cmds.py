@@ -23,6 +23,7 @@ def _add_criteria(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
+    """Add the ``export`` and ``samp`` (``send``, ``listen``) commands to ``sub`` (argparse subparsers)."""
     from explorer.export_formats import writers
     from explorer.export_training import TRAINING_FORMATS
 
@@ -95,6 +96,7 @@ def _criteria(args) -> dict:
 
 
 def cmd_export(args) -> int:
+    """``explorer export``: write the chosen objects as a table file or (``--training-set``) a folder."""
     from explorer.errors import DataError
 
     ws = Workspace.open(args.workspace)
@@ -140,6 +142,7 @@ def _bridge(ws: Workspace, timeout: float):
 
 
 def cmd_samp_send(args) -> int:
+    """``explorer samp send``: send the chosen objects as a table to SAMP applications."""
     from explorer.export import resolve_subset
 
     ws = Workspace.open(args.workspace)
@@ -152,6 +155,7 @@ def cmd_samp_send(args) -> int:
 
 
 def cmd_samp_listen(args) -> int:
+    """``explorer samp listen``: wait for a row selection from a SAMP application and save it."""
     from explorer.errors import DataError
     from explorer.samp import listen_for_selection, save_selection
 

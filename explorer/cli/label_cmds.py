@@ -19,6 +19,7 @@ def default_user() -> str:
 
 
 def register(sub) -> None:
+    """Add the ``label`` and ``labels`` commands to ``sub`` (argparse subparsers)."""
     p = sub.add_parser("label", help="label objects (anomaly, normal, artefact or any class name)",
                        description="Give objects a label. The label store keeps every event (who, when, from which "
                        "model and map version); nothing is ever overwritten or deleted. Ids may also come on "
@@ -41,6 +42,7 @@ def register(sub) -> None:
 
 
 def cmd_label(args) -> int:
+    """``explorer label``: label or unlabel objects, or undo the user's last labelling."""
     from explorer.errors import DataError
 
     ws = Workspace.open(args.workspace)
@@ -74,6 +76,7 @@ def cmd_label(args) -> int:
 
 
 def cmd_labels(args) -> int:
+    """``explorer labels``: print the current labels, or the full history with ``--history``."""
     ws = Workspace.open(args.workspace)
     if not ws.labels_path.exists():
         print("[]" if args.json else "no labels yet")

@@ -9,6 +9,7 @@ from explorer.workspace import Workspace
 
 
 def register(sub) -> None:
+    """Add the ``pretrain``, ``embed``, ``import-vectors`` and ``finetune`` commands to ``sub``."""
     p = sub.add_parser("pretrain", help="self-supervised pretraining of an encoder on the workspace's data",
                        description="Pretrain an encoder on the workspace's own cutouts (contrastive, with "
                        "astronomy-aware augmentations) or light curves (masked reconstruction of whole epochs). "
@@ -59,6 +60,7 @@ def register(sub) -> None:
 
 
 def cmd_pretrain(args) -> int:
+    """``explorer pretrain``: pretrain an image or light-curve encoder on the workspace's data."""
     from explorer.models.registry import record_training_data
 
     ws = Workspace.open(args.workspace)
@@ -92,6 +94,7 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_embed(args) -> int:
+    """``explorer embed``: embed every object of the workspace and save the embeddings as a new version."""
     from explorer.models.embed import embed_workspace
 
     ws = Workspace.open(args.workspace)
@@ -104,6 +107,7 @@ def cmd_embed(args) -> int:
 
 
 def cmd_import(args) -> int:
+    """``explorer import-vectors``: import precomputed vectors as the workspace's embeddings."""
     from explorer.models.embed import import_vectors
 
     ws = Workspace.open(args.workspace)
@@ -113,6 +117,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_finetune(args) -> int:
+    """``explorer finetune``: fine-tune on the labels, re-embed, then recompute the map and scores."""
     from explorer.models.finetune import FinetuneConfig, finetune_workspace
     from explorer.pipeline import run_steps
 

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
+    """Add the ``serve`` command to ``sub`` (argparse subparsers)."""
     p = sub.add_parser(
         "serve",
         help="serve the dashboard in a browser",
@@ -50,6 +51,7 @@ def register(sub) -> None:
 
 
 def cmd_serve(args) -> int:
+    """``explorer serve``: serve the dashboard for a workspace (see :func:`serve_workspace`)."""
     return serve_workspace(
         args.workspace,
         port=args.port,

@@ -140,6 +140,7 @@ class Catalog:
 
     @property
     def ids(self) -> np.ndarray:
+        """Object id of every catalogue row, in table order (object array)."""
         return self.table["id"].to_numpy(dtype=object)
 
     def lookup(self, ids: Sequence[str]) -> np.ndarray:

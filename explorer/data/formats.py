@@ -18,6 +18,7 @@ KINDS = ("catalog", "images", "lightcurves")
 
 @dataclass(frozen=True)
 class ReaderSpec:
+    """A registered reader: kind, format name, function, file endings, identifier (optional), description."""
     kind: str
     name: str
     func: Callable

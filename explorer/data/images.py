@@ -31,16 +31,20 @@ class CutoutSource(Protocol):
     bands: tuple[str, ...]
 
     @property
-    def ids(self) -> np.ndarray: ...
+    def ids(self) -> np.ndarray:
+        """Object ids, one per cutout, in storage order."""
 
     @property
-    def shape(self) -> tuple[int, int, int]: ...
+    def shape(self) -> tuple[int, int, int]:
+        """``(bands, H, W)`` of every cutout in the set."""
 
     def __len__(self) -> int: ...
 
-    def get(self, ids: Sequence[str]) -> np.ndarray: ...
+    def get(self, ids: Sequence[str]) -> np.ndarray:
+        """Cutouts of ``ids`` in that order, float32 ``(n, bands, H, W)``."""
 
-    def get_rows(self, rows: np.ndarray) -> np.ndarray: ...
+    def get_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Cutouts at storage rows ``rows`` in that order, float32 ``(n, bands, H, W)``."""
 
 
 class _IdLookup:
@@ -118,6 +122,7 @@ class ImageStore(_IdLookup):
         return self._array
 
     def get_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Cutouts at storage rows ``rows`` in that order, read into memory: float32 ``(n, bands, H, W)``."""
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")  # sorted reads are kinder to the page cache
         out = np.empty((len(rows), *self.shape), dtype=np.float32)

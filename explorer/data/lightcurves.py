@@ -157,6 +157,7 @@ class LightCurveStore:
 
     @property
     def bands(self) -> list[str]:
+        """Sorted names of the bands that occur in the light curves."""
         return sorted(self._load()["band"].unique().tolist())
 
     def __len__(self) -> int:

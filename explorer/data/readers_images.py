@@ -35,6 +35,7 @@ class ImageInput:
     n: int
 
     def with_ids(self, ids: Sequence[str]) -> ImageInput:
+        """A copy of this input with ``ids`` as its object ids (everything else unchanged)."""
         return ImageInput(list(ids), self.shape, self.bands, self.read, self.source, self.n)
 
 

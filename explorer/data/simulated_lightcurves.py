@@ -34,6 +34,7 @@ class SimulatedLightCurveStore(IndexedSet):
 
     @property
     def bands(self) -> list[str]:
+        """The simulator's light-curve bands, sorted."""
         from explorer.data.simulate import LC_BANDS
 
         return sorted(LC_BANDS)
@@ -178,19 +179,27 @@ class LightCurveSources:
 
     @property
     def ids(self) -> np.ndarray:
+        """Ids of objects with a light curve: each store's ids in turn, in store order."""
         return np.concatenate([np.asarray(s.ids, dtype=object) for s in self.stores])
 
     @property
     def value_column(self) -> str:
+        """The stores' value column (``"mag"`` or ``"flux"``), ``"mag"`` when they differ."""
         kinds = {s.value_column for s in self.stores}
         return kinds.pop() if len(kinds) == 1 else "mag"
 
     @property
     def bands(self) -> list[str]:
+        """Sorted union of the bands of every store."""
         return sorted({b for s in self.stores for b in s.bands})
 
     @property
     def table(self) -> pd.DataFrame:
+        """Every point of every store's light curves, one long-form table, store after store.
+
+        An on-demand store over its size limit refuses with :class:`DataError` (see
+        :attr:`SimulatedLightCurveStore.table`).
+        """
         return pd.concat([s.table for s in self.stores], ignore_index=True)
 
     def _owner(self, ids: list) -> np.ndarray:
@@ -211,6 +220,7 @@ class LightCurveSources:
         return owner
 
     def get(self, object_id: str) -> pd.DataFrame:
+        """One object's light curve from whichever store holds it; :class:`DataError` if none does."""
         return self.get_many([object_id])
 
     def get_many(self, ids: Sequence[str]) -> pd.DataFrame:

@@ -56,6 +56,7 @@ class SimulatedImageStore:
 
     @property
     def ids(self) -> np.ndarray:
+        """Object ids in row order."""
         return self._impl.ids
 
     def __len__(self) -> int:

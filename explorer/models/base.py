@@ -42,7 +42,19 @@ class Encoder(Protocol):
     embedding_dim: int
     name: str
 
-    def embed(self, batch: Any) -> np.ndarray: ...
+    def embed(self, batch: Any) -> np.ndarray:
+        """Embed a batch of objects.
+
+        Parameters
+        ----------
+        batch : Any
+            For images, float32 ``(n, B, H, W)`` raw cutouts (NaNs allowed).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n, embedding_dim)`` float32, each row L2-normalised.
+        """
 
 
 def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -133,6 +133,7 @@ class AsinhStretch(nn.Module):
         self.register_buffer("norm", 1.0 / torch.asinh(1.0 / a), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Stretch ``x`` ``(n, B, H, W)`` to ``(n, B·S, H, W)``; channel ``b·S + s``: band b, softening s."""
         y = torch.asinh(x.unsqueeze(2) * self.inv_a[:, None, None]) * self.norm[:, None, None]
         return y.flatten(1, 2)
 

@@ -113,10 +113,12 @@ class LightCurveEncoderConfig:
         return cls(**{k: v for k, v in (d or {}).items() if k in names})
 
     def to_dict(self) -> dict:
+        """Every hyper-parameter as a plain dict (the inverse of :meth:`from_dict`)."""
         return asdict(self)
 
     @property
     def n_summary(self) -> int:
+        """Number of summary statistics in the embedding for :attr:`bands` (see :func:`summary_names`)."""
         return len(summary_names(self.bands))
 
     @property
@@ -161,6 +163,7 @@ class TimeEncoding(nn.Module):
         self.register_buffer("omega", 2 * math.pi / periods, persistent=False)
 
     def forward(self, dt: Tensor) -> Tensor:
+        """Encode time offsets ``dt`` ``(n, L)`` (days) as ``(n, L, d_model)`` float32 (sines, cosines)."""
         phase = dt.to(torch.float64)[..., None] * self.omega
         return torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1).float()
 
@@ -401,14 +404,17 @@ class LightCurveEncoder:
 
     @property
     def config(self) -> LightCurveEncoderConfig:
+        """The hyper-parameters of the wrapped module."""
         return self.module.config
 
     @property
     def embedding_dim(self) -> int:
+        """Length of each embedding vector."""
         return self.config.embedding_dim
 
     @property
     def bands(self) -> list[str]:
+        """The band vocabulary of the encoder (a copy)."""
         return list(self.config.bands)
 
     def _n_workers(self) -> int:

@@ -24,14 +24,33 @@ class CheckpointRef:
 
     @property
     def modality(self) -> str:
+        """``"image"`` or ``"lightcurve"``, as the config says (``"image"`` when it does not say)."""
         return self.config.get("modality", "image")
 
     @property
     def name(self) -> str:
+        """The checkpoint folder's name."""
         return self.path.name
 
 
 def read_ref(path: Path) -> CheckpointRef:
+    """Read the checkpoint folder ``path``.
+
+    Parameters
+    ----------
+    path : Path
+        A folder holding ``config.json`` (as written by ``explorer pretrain``).
+
+    Returns
+    -------
+    CheckpointRef
+        The folder and its config, merged with the training-data note beside it (``trained_on.json``) if any.
+
+    Raises
+    ------
+    ModelError
+        If the folder has no ``config.json`` or a JSON file there is unreadable.
+    """
     cfg = Path(path) / "config.json"
     if not cfg.exists():
         raise ModelError(f"{path}: not a checkpoint (no config.json); give a folder made by `explorer pretrain`")
@@ -86,6 +105,25 @@ def choose_image_checkpoint(ws: Workspace, image_set: str, n_bands: int, model: 
 
 
 def choose_lightcurve_checkpoint(ws: Workspace, model: str | None = None) -> CheckpointRef:
+    """The light-curve checkpoint to embed with.
+
+    Parameters
+    ----------
+    ws : Workspace
+        Whose own checkpoints are searched first.
+    model : str, optional
+        A checkpoint path, workspace checkpoint name or shipped asset name (see :func:`resolve_named`).
+
+    Returns
+    -------
+    CheckpointRef
+        ``model`` if named, else the workspace's newest light-curve checkpoint, else the first shipped one.
+
+    Raises
+    ------
+    ModelError
+        If ``model`` is not found or not a light-curve encoder, or no light-curve checkpoint exists.
+    """
     if model is not None:
         return resolve_named(ws, model, "lightcurve")
     refs = [r for r in available_checkpoints(ws) if r.modality == "lightcurve"]

@@ -1287,6 +1287,11 @@ def _(inputs, ws):
     return ["similar", ws, "src000", "--space", "nonsense"]
 
 
+@case("index-unknown-space", "index", "--space nonsense", r"no space 'nonsense'")
+def _(inputs, ws):
+    return ["index", ws, "--space", "nonsense"]
+
+
 # ================================================================================ label / labels
 @case(
     "label-unknown-id",

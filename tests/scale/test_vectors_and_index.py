@@ -88,3 +88,35 @@ def test_sampled_scores_and_map_cover_every_object(sim_copy):
     assert set(ids) == set(inside["id"]) and isinstance(ids[0], str)
     compact = point_index(sim_copy, compact=True)
     assert compact.ids.dtype.kind == "S" and len(compact) == N_OBJECTS
+
+
+def test_server_map_data_answers_lasso_similar_and_colour_like_the_workspace(sim_copy):
+    """MapData (what a server holds at 10M) selects exactly the points inside an outline and searches like exact."""
+    from shapely import Polygon, contains_xy
+
+    from explorer.analysis.index_store import load_index
+    from explorer.analysis.map_data import MapData
+    from explorer.analysis.workspace_ops import map_workspace, score_workspace
+
+    score_workspace(sim_copy, sample_size=1000, progress=False)
+    map_workspace(sim_copy, method="pca", sample_size=1000, progress=False)
+    data = MapData.load(sim_copy)
+    coords, _ = sim_copy.map()
+    assert len(data) == N_OBJECTS and list(data.ids.take(np.arange(5))) == list(coords["id"][:5])
+    cx, cy = np.median(data.xy, axis=0)
+    r = float(np.std(data.xy[:, 0]))
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    outline = np.column_stack([cx + r * np.cos(t), cy + 0.6 * r * np.sin(t)])
+    inside = np.flatnonzero(contains_xy(Polygon(outline), data.xy[:, 0], data.xy[:, 1]))
+    rows = data.lasso_rows(outline)
+    assert 100 < len(inside) < N_OBJECTS and set(rows.tolist()) == set(inside.tolist())
+    np.testing.assert_array_equal(data.lasso_rows(outline, sort=True), inside)
+    scores, _ = sim_copy.scores()
+    by_id = scores.set_index("id")["score"]
+    np.testing.assert_allclose(
+        data.scores[:50], by_id.loc[data.ids.take(np.arange(50))].to_numpy(), rtol=1e-6
+    )
+    exact = load_index(sim_copy, build=False)
+    got = data.similar(["SIM0000000007"], ["SIM0000000008"], k=10)
+    want = exact.query(["SIM0000000007"], ["SIM0000000008"], k=10)
+    assert list(got["id"]) == list(want["id"]) and got["rank"].tolist() == list(range(1, 11))
