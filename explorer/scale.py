@@ -124,7 +124,7 @@ def _hold(obj: Any) -> Any:
 
 
 def add_scheduler_option(parser) -> None:
-    """Add ``--scheduler`` to an argparse (sub)parser (for ``explorer map`` / ``score`` / ``simulate``)."""
+    """Add ``--scheduler`` to an argparse (sub)parser (``explorer embed`` / ``map`` / ``score``)."""
     parser.add_argument(
         "--scheduler",
         default=None,

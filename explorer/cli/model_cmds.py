@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer.errors import DataError
+from explorer.scale import add_scheduler_option
 from explorer.workspace import Workspace
 
 
@@ -31,8 +32,7 @@ def register(sub) -> None:
     p.add_argument("workspace", type=Path)
     p.add_argument("--model", default=None, help="image checkpoint (name in WS/checkpoints, in assets/, or a path)")
     p.add_argument("--lightcurve-model", default=None, help="light-curve checkpoint, likewise")
-    p.add_argument("--scheduler", default=None,
-                   help="Dask scheduler address (tcp://host:8786), or 'local[:N]' for a LocalCluster")
+    add_scheduler_option(p)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_embed)
 
