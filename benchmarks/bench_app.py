@@ -48,16 +48,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 ROWS: list[dict] = []
 N_IMAGES = 5_000
 DIM = 32
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def build(path: Path, n: int, seed: int = 0) -> None:
@@ -227,6 +217,8 @@ def bench_browser(path: Path, n: int, repeats: int) -> None:
     import psutil
     from playwright.sync_api import sync_playwright
 
+    from explorer.app.browser_probes import CHROMIUM, CHROMIUM_ARGS, READY
+
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     t0 = time.perf_counter()
@@ -245,25 +237,20 @@ def bench_browser(path: Path, n: int, repeats: int) -> None:
                     raise RuntimeError("explorer serve exited") from None
                 time.sleep(0.5)
         record(n, "server start", [time.perf_counter() - t0], "imports, load, warm-up, first GET")
-        ready = (
-            "() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle && (() => {"
-            "const v = Bokeh.index.query_one(v => v.model && v.model.name === 'explorer-map');"
-            "return v != null && v.frame.bbox.width > 0 && v.model.renderers.length > 0; })()"
-        )
         times = []
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for _ in range(repeats):
                 page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
                 t = time.perf_counter()
                 page.goto(url)
-                page.wait_for_function(ready, timeout=300_000)
+                page.wait_for_function(READY, timeout=300_000)
                 times.append(time.perf_counter() - t)
                 page.close()
             record(n, "page ready", times, "navigation to map drawn (RECIPES ready check)")
             page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
             page.goto(url)
-            page.wait_for_function(ready, timeout=300_000)
+            page.wait_for_function(READY, timeout=300_000)
             lasso_t, first = browser_lasso(page, repeats + 1)
             record(
                 n, "browser lasso -> gallery", lasso_t[1:], f"mouse-up to count + first card; first {first}"

@@ -16,17 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from explorer.app.browser_probes import CHROMIUM, CHROMIUM_ARGS
+
 N_SYNTHETIC = 1700
 N_FIRST = 300
 DIM = 16

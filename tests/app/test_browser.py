@@ -12,19 +12,10 @@ import pandas as pd
 import pytest
 import shapely
 
+from explorer.app.browser_probes import GEOMETRY, IS_MAP, READY
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-IS_MAP = "v => v.model && v.model.name === 'explorer-map'"
-READY = f"""() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle &&
-  (() => {{ const v = Bokeh.index.query_one({IS_MAP});
-           return v != null && v.frame.bbox.width > 0 && v.model.renderers.length > 0; }})()"""
-GEOMETRY = f"""() => {{
-  const v = Bokeh.index.query_one({IS_MAP});
-  const r = v.canvas_view.events_el.getBoundingClientRect();
-  const fb = v.frame.bbox;
-  return {{left: r.x + fb.left, top: r.y + fb.top, width: fb.width, height: fb.height,
-          x0: v.model.x_range.start, x1: v.model.x_range.end, y0: v.model.y_range.start, y1: v.model.y_range.end}};
-}}"""
 STEPS = 8
 
 
