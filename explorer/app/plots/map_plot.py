@@ -162,6 +162,17 @@ def _dilate(img: np.ndarray, px: int) -> np.ndarray:
     return out
 
 
+def _spread_counts(
+    x, y, x_range, y_range, width: int, height: int, ratio: float, spread: int | None
+) -> np.ndarray:
+    """Counts of ``(x, y)`` on the view's ``(height·ratio, width·ratio)`` grid, each point grown by ``spread``
+    pixels (default: 1 at full resolution, 0 when the view is drawn coarser) so single objects stay visible."""
+    w, h = max(1, int(width * ratio)), max(1, int(height * ratio))
+    counts = bin_counts(x, y, tuple(x_range), tuple(y_range), w, h)
+    spread = (1 if ratio >= 1 else 0) if spread is None else spread
+    return _dilate(counts, spread) if spread and counts.any() else counts
+
+
 def highlight_layer(
     x: np.ndarray,
     y: np.ndarray,
@@ -180,11 +191,7 @@ def highlight_layer(
     Datashader operation on a new DataFrame: a lasso redraws only this small image, and it lines up with the
     base map even when the subset starts empty. Empty pixels are NaN (transparent).
     """
-    w, h = max(1, int(width * ratio)), max(1, int(height * ratio))
-    counts = bin_counts(x, y, tuple(x_range), tuple(y_range), w, h)
-    spread = (1 if ratio >= 1 else 0) if spread is None else spread
-    if spread and counts.any():
-        counts = _dilate(counts, spread)
+    counts = _spread_counts(x, y, x_range, y_range, width, height, ratio, spread)
     counts[counts == 0] = np.nan
     (x0, x1), (y0, y1) = x_range, y_range
     img = hv.Image(
@@ -255,11 +262,8 @@ def selection_layer(
     kw = dict(bounds=(x0, y0, x1, y1), kdims=["x", "y"], vdims=["R", "G", "B", "A"])
     if len(x) == 0:
         return hv.RGB(np.zeros((1, 1, 4), dtype=np.uint8), **kw).opts(tools=[])
-    w, h = max(1, int(width * ratio)), max(1, int(height * ratio))
-    counts = bin_counts(x, y, tuple(x_range), tuple(y_range), w, h)
-    spread = (1 if ratio >= 1 else 0) if spread is None else spread
-    hit = (_dilate(counts, spread) if spread else counts) > 0
-    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    hit = _spread_counts(x, y, x_range, y_range, width, height, ratio, spread) > 0
+    rgba = np.empty((*hit.shape, 4), dtype=np.uint8)
     rgba[...] = (255, 255, 255, int(round(veil_alpha * 255)))
     rgba[hit] = (*_rgb(colour), 255)
     return hv.RGB(rgba, **kw).opts(tools=[])
