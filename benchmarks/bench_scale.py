@@ -511,7 +511,64 @@ def stage_embed(ws_path: str, a: argparse.Namespace) -> dict:
     }
 
 
+def stage_app_session(ws_path: str, a: argparse.Namespace) -> dict:
+    """What two dashboard sessions do in one server process (the app's own Python API, no browser): build the
+    pages, lasso a region, find objects similar to the focused one, colour the map by score; RSS after each."""
+    import psutil
+    from bokeh.document import Document
+
+    from explorer.analysis.selection import Selection
+    from explorer.app.explorer import Explorer
+
+    proc = psutil.Process()
+    out: dict[str, Any] = {}
+
+    def mark(step: str) -> None:  # RSS, and its anonymous part (the rest: pages of memory-mapped files)
+        out[f"rss_{step}_mb"] = round(proc.memory_info().rss / 2**20)
+        status = Path("/proc/self/status")
+        if status.exists():
+            anon = next((ln for ln in status.read_text().splitlines() if ln.startswith("RssAnon:")), None)
+            if anon:
+                out[f"anon_{step}_mb"] = round(int(anon.split()[1]) / 1024)
+
+    t = time.perf_counter()
+    apps = []
+    for user in ("alice", "bob"):
+        app = Explorer(ws_path, user=user, background=False)
+        app.__panel__().get_root(Document())
+        apps.append(app)
+    out["two_pages_s"] = round(time.perf_counter() - t, 1)
+    out["lean_ids"] = bool(apps[0].data.catalog.lean)
+    mark("pages")
+    app = apps[0]
+    x0, y0, x1, y1 = app.data.index.bounds
+    row = len(app.data.frame) // 3  # centred on an object, so the outline is never empty
+    cx, cy = float(app.data.frame["x"].iloc[row]), float(app.data.frame["y"].iloc[row])
+    poly = _polygon(cx, cy, (x1 - x0) / 20)
+    ms, _ = timed_ms(
+        lambda: app.session.select(Selection.lasso(poly, app.data.map_version)), repeat=5, warm=1
+    )
+    out["lasso_to_session_ms"], out["lasso_selected"] = round(ms, 1), app.session.n_selected
+    mark("lasso")
+    focus = str(app.session.selected_ids[0])
+
+    def similar():
+        app.session.focus(focus)
+        return app.similar.from_focused()
+
+    ms, result = timed_ms(similar, repeat=5, warm=1)
+    out["similar_to_session_ms"], out["similar_method"] = round(ms, 1), app.data.similarity_index().method
+    out["similar_found"] = 0 if result is None else len(result)
+    mark("similar")
+    for a_ in apps:
+        a_.session.colour_by = "anomaly score" if "anomaly score" in a_.data.colour_options() else "density"
+        a_.map.__panel__()
+    mark("colour")
+    return out
+
+
 STAGES = {
+    "app-session": stage_app_session,
     "simulate": stage_simulate,
     "vectors": stage_vectors,
     "score": stage_score,

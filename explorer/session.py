@@ -345,7 +345,7 @@ class Session(param.Parameterized):
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.isfinite(scores[top])]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return frame["id"].to_numpy(dtype=object)[top]
+        return frame["id"].take(top).to_numpy(dtype=object)  # only these rows become Python strings
 
     def show(self, source: str) -> None:
         """Show ``source`` (selection, similar, candidates) in the gallery."""

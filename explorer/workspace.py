@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from explorer import __version__
-from explorer.data.catalog import Catalog
+from explorer.data.catalog import LEAN_IDS_MIN_ROWS, Catalog, lean_id_column
 from explorer.data.images import open_image_set
 from explorer.data.lightcurves import LightCurveStore
 from explorer.errors import DataError, WorkspaceError
@@ -200,7 +200,9 @@ class Workspace:
                     table = pd.read_parquet(self.path / name)
                 except (OSError, ValueError) as err:
                     raise WorkspaceError(f"{self.path / name}: catalogue unreadable ({err})") from err
-                table["id"] = table["id"].astype(object)
+                table["id"] = (
+                    lean_id_column(table["id"]) if len(table) >= LEAN_IDS_MIN_ROWS else table["id"].astype(object)
+                )
             images = {n: open_image_set(self.path / rel) for n, rel in self.manifest["image_sets"].items()}
             parts = self.manifest.get("lightcurve_parts", [])
             lcs = LightCurveStore(self.path / "lightcurves", parts=[Path(p).name for p in parts]) if parts else None
@@ -282,14 +284,26 @@ class Workspace:
                                    for s, v in spaces.items()}}
         return self.save_product("embeddings", tables, arrays, meta, make_current)
 
-    def embeddings(self, version: str | None = None, space: str = "joint", mmap: bool = True) -> Embeddings:
-        """Vectors of one space of an embedding version (the current one by default), memory-mapped."""
+    def embeddings(self, version: str | None = None, space: str = "joint", mmap: bool = True,
+                   lazy_ids: bool = False) -> Embeddings:
+        """Vectors of one space of an embedding version (the current one by default), memory-mapped.
+
+        ``lazy_ids=True`` keeps the ids as one Arrow array (:class:`~explorer.analysis.id_table.LazyIds`: indexable
+        by rows, no Python string per object) -- what a server over millions of objects wants.
+        """
         folder, meta = self.product_path("embeddings", version)
         if space not in meta.get("spaces", {}):
             raise WorkspaceError(f"embeddings {meta['version']} have no space {space!r}; "
                                  f"have {sorted(meta.get('spaces', {}))}")
         try:
-            ids = pd.read_parquet(folder / f"{space}.ids.parquet")["id"].to_numpy(dtype=object)
+            if lazy_ids:
+                import pyarrow.parquet as pq
+
+                from explorer.analysis.id_table import LazyIds
+
+                ids = LazyIds(pq.read_table(folder / f"{space}.ids.parquet", columns=["id"])["id"])
+            else:
+                ids = pd.read_parquet(folder / f"{space}.ids.parquet")["id"].to_numpy(dtype=object)
             vectors = np.load(folder / f"{space}.npy", mmap_mode="r" if mmap else None)
         except (OSError, ValueError) as err:
             raise WorkspaceError(f"{folder / space}.npy: embeddings unreadable ({err}); re-run "

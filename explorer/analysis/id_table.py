@@ -82,6 +82,18 @@ class IdTable:
         """Every id as an object array of str (one Python string each: avoid for millions)."""
         return self.take(np.arange(len(self)))
 
+    def positions(self, ids: Iterable[str]) -> np.ndarray:
+        """Row of each of ``ids``, -1 where an id is not here (binary search; no hash table)."""
+        want = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+        if want.size == 0:
+            return np.empty(0, np.int64)
+        self._prepare()
+        if want.dtype.kind != "S":
+            want = np.char.encode(want.astype(str), "utf-8")
+        pos = np.minimum(np.searchsorted(self.codes, want, sorter=self._order), len(self) - 1)
+        rows = (pos if self._order is None else self._order[pos]).astype(np.int64)
+        return np.where(self.codes[rows] == want, rows, -1)
+
     def _prepare(self) -> None:
         if self._sorted is None:
             c = self.codes
@@ -129,6 +141,52 @@ class IdTable:
             rows = pos if self._order is None else self._order[pos]
             out = self.codes[rows] == w
         return out
+
+
+class LazyIds:
+    """Object ids kept as one Arrow string array; indexing by rows makes Python strings for those rows only.
+
+    Stands in for a numpy object array of ids where millions of them would otherwise each be a Python string
+    (~60 bytes apiece): ``ids[rows]`` is an object array of str, ``ids[i]`` a str, ``len(ids)`` the count, and
+    ``np.asarray(ids)`` (every id at once, costly at scale) the full object array.
+
+    Parameters
+    ----------
+    ids : pyarrow string array or chunked array
+    """
+
+    dtype = np.dtype(object)
+    ndim = 1
+
+    def __init__(self, ids: pa.Array | pa.ChunkedArray):
+        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        self.arrow = ids if ids.type == pa.large_string() else ids.cast(pa.large_string())
+
+    def __len__(self) -> int:
+        return len(self.arrow)
+
+    @property
+    def shape(self) -> tuple[int]:
+        """``(n,)``, like a 1-D array."""
+        return (len(self.arrow),)
+
+    def __getitem__(self, rows):
+        if isinstance(rows, int | np.integer):
+            return self.arrow[int(rows)].as_py()
+        if isinstance(rows, slice):
+            return self.arrow[rows].to_numpy(zero_copy_only=False)
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return self.arrow.take(pa.array(rows.astype(np.int64, copy=False))).to_numpy(zero_copy_only=False)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.arrow.to_numpy(zero_copy_only=False)
+        return out if dtype is None else out.astype(dtype)
+
+    def tolist(self) -> list[str]:
+        """Every id as a list of str."""
+        return self.arrow.to_pylist()
 
 
 def _fixed_width(arr: pa.Array) -> np.ndarray:

@@ -154,6 +154,7 @@ def load_index(
     version: str | None = None,
     build: bool | None = None,
     mmap: bool = True,
+    ids: IdTable | None = None,
 ) -> StoredIndex:
     """The similarity search of an embedding space: the saved FAISS index, or exact search on small ones.
 
@@ -164,6 +165,9 @@ def load_index(
     mmap : bool
         Memory-map the index file (the lists a query visits are read from the page cache) instead of reading
         it into memory.
+    ids : IdTable, optional
+        The ids of the embedding rows when the caller already holds them packed (the app shares its catalogue's
+        when the embeddings list the same ids in the same order); default: read from the embedding files.
     """
     version, vec_path, ids_path, _ = embedding_files(ws, space, version)
     vectors = np.load(vec_path, mmap_mode="r")
@@ -177,7 +181,8 @@ def load_index(
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         index = _read_faiss(faiss, faiss_path, mmap)
         index.nprobe = int(meta.get("nprobe", 32))
-    return StoredIndex(vectors, IdTable.read(ids_path), index, meta, version=version, space=space)
+    ids = IdTable.read(ids_path) if ids is None else ids
+    return StoredIndex(vectors, ids, index, meta, version=version, space=space)
 
 
 def _read_faiss(faiss, path: Path, mmap: bool):

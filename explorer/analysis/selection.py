@@ -33,6 +33,7 @@ import pandas as pd
 import shapely
 from scipy import ndimage
 
+from explorer.analysis.id_table import LazyIds
 from explorer.errors import DataError
 
 __all__ = [
@@ -200,7 +201,9 @@ class PointIndex:
     ) -> None:
         x = np.asarray(x)
         y = np.asarray(y)
-        ids = np.asarray(ids)
+        ids = (
+            ids if isinstance(ids, LazyIds) else np.asarray(ids)
+        )  # LazyIds: millions of ids, no Python strings
         if x.ndim != 1 or x.shape != y.shape or ids.shape != x.shape:
             raise DataError(
                 f"x, y and ids must be 1-D and of one length, got shapes {x.shape}, {y.shape}, {ids.shape}"

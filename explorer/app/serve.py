@@ -42,8 +42,7 @@ def warm_up(path: str | Path) -> float:
     app.__panel__().get_root(Document())
     data = app.data
     if data.has_map:  # the selection, gallery, detail and light-curve paths compile on first use too
-        ids = data.frame["id"].to_numpy(dtype=object)
-        app.session.select_ids(ids[: min(50, len(ids))])
+        app.session.select_ids(data.frame["id"].iloc[:50].to_numpy(dtype=object))
         table = data.catalog.table
         with_lc = table.loc[table.get("has_lightcurve", False) == True, "id"]  # noqa: E712
         if len(with_lc):

@@ -88,15 +88,18 @@ class SimilarPanel(pn.viewable.Viewer):
             self.session.notify("Nothing to search from: focus an object or select some on the map first.")
             return None
         negatives = negatives or []
-        emb_ids = pd.Index(self.data.embeddings.ids)
-        known = [p for p in positives if p in emb_ids]
+        known = [p for p, ok in zip(positives, self.data.embedded(positives), strict=True) if ok]
         if not known:
             self.session.notify(f"{query_name} has no embedding vector; choose objects that were embedded.")
             return None
         try:
             index = self.data.similarity_index()
             result = index.query(
-                known[:MAX_POSITIVES], negative_ids=[n for n in negatives if n in emb_ids], k=self.k
+                known[:MAX_POSITIVES],
+                negative_ids=[
+                    n for n, ok in zip(negatives, self.data.embedded(negatives), strict=True) if ok
+                ],
+                k=self.k,
             )
         except ExplorerError as err:
             self.session.notify(str(err))

@@ -44,9 +44,18 @@ def stored_labels(ws_path) -> dict[str, tuple[str, str, str, str]]:
     return {r[0]: r[1:] for r in rows}
 
 
-@pytest.fixture
-def app(fresh_workspace) -> Explorer:
-    return Explorer(fresh_workspace, user="alice", background=False)
+@pytest.fixture(params=["object ids", "arrow ids"])
+def app(request, fresh_workspace, monkeypatch) -> Explorer:
+    """The app on a private workspace copy, with the catalogue's ids as Python strings and, as a workspace of
+    millions of objects keeps them (``LEAN_IDS_MIN_ROWS``), as one Arrow array looked up by binary search."""
+    import explorer.workspace
+
+    lean = request.param == "arrow ids"
+    if lean:
+        monkeypatch.setattr(explorer.workspace, "LEAN_IDS_MIN_ROWS", 0)
+    app = Explorer(fresh_workspace, user="alice", background=False)
+    assert app.data.catalog.lean == lean
+    return app
 
 
 def test_the_app_and_each_part_render(app_workspace):
@@ -326,14 +335,19 @@ def test_map_streams_drive_the_selection_from_python(app):
 
 
 @pytest.mark.parametrize("arrow", [False, True])
-def test_id_lookups_agree_with_a_plain_dictionary(app_workspace, monkeypatch, arrow):
+@pytest.mark.parametrize("lean", [False, True])
+def test_id_lookups_agree_with_a_plain_dictionary(app_workspace, monkeypatch, arrow, lean):
     """The app finds objects by id through the catalogue's fast lookup (same-order shortcut, Arrow hash join for
-    many ids, hash index for a few): every path must give the row a plain dict gives, and -1 / NaN when unknown."""
+    many ids, hash index -- or, for a lean catalogue of Arrow ids, binary search -- for a few): every path must
+    give the row a plain dict gives, and -1 / NaN when unknown."""
     import explorer.data.catalog as catalog_mod
-    from explorer.app.data import load_app_data
+    import explorer.workspace
+    from explorer.app.data import _load
 
     monkeypatch.setattr(catalog_mod, "_ARROW_LOOKUP_MIN", 10 if arrow else 10**9)
-    data = load_app_data(app_workspace)
+    monkeypatch.setattr(explorer.workspace, "LEAN_IDS_MIN_ROWS", 0 if lean else 10**9)
+    data = _load(Workspace.open(app_workspace))
+    assert data.catalog.lean == lean
     table_ids = data.catalog.table["id"].tolist()
     where = {oid: i for i, oid in enumerate(table_ids)}
     rng = np.random.default_rng(0)

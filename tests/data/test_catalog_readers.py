@@ -62,3 +62,25 @@ def test_bad_catalogues_name_the_problem(table, match):
 def test_integer_ids_become_strings_and_id_column_can_be_named():
     table = normalise_catalog(pd.DataFrame({"objid": [10, 11], "other": [1, 2]}), "c", id_column="objid")
     assert table["id"].tolist() == ["10", "11"]
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_lean_catalogue_finds_ids_like_the_ordinary_one(monkeypatch, many):
+    """Millions of ids are kept as one Arrow array and found by binary search or Arrow's hash join (no Python
+    string per object); both catalogues must give the same rows, -1 for unknown ids, the first of a duplicate."""
+    import explorer.data.catalog as catalog_mod
+    from explorer.data.catalog import Catalog, lean_id_column
+
+    monkeypatch.setattr(catalog_mod, "_ARROW_LOOKUP_MIN", 5 if many else 10**9)
+    rng = np.random.default_rng(1)
+    ids = [f"J{v:07d}" for v in rng.permutation(500)] + ["short", "J0000003"]  # unsorted, varied width, a repeat
+    plain = Catalog(pd.DataFrame({"id": pd.Series(ids, dtype=object), "ra": 0.0}))
+    lean = Catalog(pd.DataFrame({"id": lean_id_column(pd.Series(ids)), "ra": 0.0}))
+    assert lean.lean and not plain.lean
+    asked = [*rng.choice(ids, 40), "nope", "J00000031", "shor", "short"]
+    assert lean.lookup(asked).tolist() == plain.lookup(asked).tolist()
+    assert lean.lookup(["J0000003"]).tolist() == [ids.index("J0000003")]  # first of the two
+    assert lean.lookup(ids).tolist() == list(range(len(ids)))  # catalogue order, recognised at once
+    assert lean.lazy_ids[[3, 0]].tolist() == [ids[3], ids[0]] and lean.lazy_ids[1] == ids[1]
+    with pytest.raises(DataError, match="'nope'"):
+        lean.rows_of(["nope"])
