@@ -31,6 +31,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from explorer.analysis.id_table import IdTable
+from explorer.analysis.neighbours import top_k_rows
 from explorer.errors import DataError, WorkspaceError
 from explorer.workspace import Workspace
 
@@ -331,7 +332,7 @@ class StoredIndex:
         best_rows, best_sims = np.empty(0, np.int64), np.empty(0, np.float32)
         for a in range(0, len(self), chunk):
             s = _unit(np.asarray(self.vectors[a : a + chunk], dtype=np.float32)) @ q
-            top = np.argpartition(-s, min(want, len(s)) - 1)[:want] if want < len(s) else np.arange(len(s))
+            top = top_k_rows(s, want)
             best_rows = np.concatenate((best_rows, top + a))
             best_sims = np.concatenate((best_sims, s[top]))
             if len(best_rows) > want:

@@ -126,3 +126,45 @@ def test_auto_uses_exact_for_small_catalogues(vectors):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SimilarityIndex().fit(X, ids).query("o1", k=5)
+
+
+@pytest.mark.parametrize("k", [1, 20, 333])
+def test_top_k_rows_is_exact_with_ties_and_adversarial_samples(k):
+    """The sampled-threshold top-k must give exactly the rows a full sort gives, ties at the k-th value included,
+    even when the strided sample sees only the largest values (then it falls back to a full partition)."""
+    from explorer.analysis.neighbours import top_k_rows
+
+    rng = np.random.default_rng(k)
+    n = 50_000
+    values = np.round(rng.normal(size=n), 2).astype(np.float32)  # many ties
+    adversarial = np.zeros(n, np.float32)
+    step = n // (64 * k)
+    adversarial[:: max(step, 1)] = rng.random(len(adversarial[:: max(step, 1)])) + 1  # only sampled rows high
+    for v in (values, adversarial, np.full(n, 0.5, np.float32)):
+        got = top_k_rows(v, k)
+        kth = np.sort(v)[::-1][k - 1]
+        assert sorted(got.tolist()) == np.flatnonzero(v >= kth).tolist()
+
+
+def test_exact_search_on_a_larger_index_matches_brute_force_from_many_threads():
+    """At 30,000 rows the exact search selects from a sampled threshold and reuses one result buffer; queries
+    from several threads at once (app sessions) must still each get the brute-force answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30_000, 12)).astype(np.float32)
+    X[100:110] = X[5]  # exact duplicates of the query object: ties broken by row
+    ids = np.array([f"o{i}" for i in range(len(X))], dtype=object)
+    index = SimilarityIndex(method="exact").fit(X, ids)
+    queries = [5, 17, 2_000, 29_999] * 4
+
+    def expected(r):
+        Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+        s = (Xn @ Xn[r]).astype(np.float32)
+        s[r] = -np.inf
+        return ids[np.lexsort((np.arange(len(s)), -s))[:15]].tolist()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda r: index.query(ids[r], k=15)["id"].tolist(), queries))
+    assert results == [expected(r) for r in queries]
+    assert results[0][:10] == [f"o{i}" for i in range(100, 110)]
