@@ -31,7 +31,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from explorer.analysis.id_table import IdTable
-from explorer.analysis.neighbours import top_k_rows
+from explorer.analysis.neighbours import probes_in_parallel, top_k_rows
 from explorer.errors import DataError, WorkspaceError
 from explorer.workspace import Workspace
 
@@ -182,6 +182,7 @@ def load_index(
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         index = _read_faiss(faiss, faiss_path, mmap)
         index.nprobe = int(meta.get("nprobe", 32))
+        probes_in_parallel(index)
     ids = IdTable.read(ids_path) if ids is None else ids
     return StoredIndex(vectors, ids, index, meta, version=version, space=space)
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from explorer.errors import DataError
 
-__all__ = ["SimilarityIndex", "top_k_rows"]
+__all__ = ["SimilarityIndex", "probes_in_parallel", "top_k_rows"]
 
 _METHODS = ("auto", "exact", "faiss-ivf", "faiss-hnsw")
 
@@ -184,7 +184,7 @@ class SimilarityIndex:
             index.train(sample)
         index.add(self.vectors_)
         index.nprobe = nprobe
-        return index
+        return probes_in_parallel(index)
 
     def _build_hnsw(self) -> Any:
         import faiss
@@ -388,9 +388,22 @@ class SimilarityIndex:
             self.index_ = faiss.deserialize_index(blob)
             if method_ == "faiss-ivf":
                 self.index_.nprobe = self._ivf_params(len(self.ids_))[1]
+                probes_in_parallel(self.index_)
             elif method_ == "faiss-hnsw":
                 self.index_.hnsw.efSearch = int(self.ef_search)
         return self
+
+
+def probes_in_parallel(index: Any) -> Any:
+    """Let a FAISS IVF index split one query's probed lists over its threads (``parallel_mode = 1``).
+
+    FAISS parallelises over queries by default, so a single query (what a person's click is) ran on one core:
+    at 10M objects (IVF4096-SQ8, 81 probes) 2.9-3.2 ms per search, 1.6-1.7 ms with the lists split over 2
+    threads, same results. Returns ``index``.
+    """
+    if hasattr(index, "parallel_mode"):
+        index.parallel_mode = 1
+    return index
 
 
 def top_k_rows(values: np.ndarray, k: int) -> np.ndarray:
