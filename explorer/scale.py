@@ -14,9 +14,8 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from explorer.errors import ExplorerError
+from explorer.progress import progress_bar
 
 log = logging.getLogger(__name__)
 RETRIES = 2
@@ -83,7 +82,8 @@ def run_partitions(
     """
     parts = list(parts)
     if scheduler is None:
-        return [fn(shared, p) for p in tqdm(parts, desc=desc, unit="part", disable=not progress)]
+        with progress_bar(parts, desc=desc, unit="part", disable=not progress) as bar:
+            return [fn(shared, p) for p in bar]
     with dask_client(scheduler) as client:
         return run_on_client(client, fn, parts, shared=shared, desc=desc, progress=progress, retries=retries)
 
@@ -110,7 +110,7 @@ def run_on_client(
     ]
     position = {f.key: i for i, f in enumerate(futures)}
     out: list[Any] = [None] * len(futures)
-    with tqdm(total=len(futures), desc=f"{desc} (dask)", unit="part", disable=not progress) as bar:
+    with progress_bar(total=len(futures), desc=f"{desc} (dask)", unit="part", disable=not progress) as bar:
         for fut in as_completed(futures):
             out[position[fut.key]] = fut.result()
             fut.release()

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from explorer.models.base import l2_normalise
 from explorer.models.registry import (
@@ -29,6 +28,7 @@ from explorer.models.registry import (
     choose_lightcurve_checkpoint,
     load_encoder,
 )
+from explorer.progress import progress_bar
 from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def run_jobs(ws: Workspace, jobs: list[Job], scheduler: str | None = None, devic
     if scheduler is None:
         out = {}
         for job in jobs:
-            with tqdm(_partitions(job.ids), desc=f"embed {job.key}", unit="part", disable=not progress) as bar:
+            with progress_bar(_partitions(job.ids), desc=f"embed {job.key}", unit="part", disable=not progress) as bar:
                 vecs = [embed_partition(str(ws.path), job, p, device) for p in bar]
             out[job.key] = np.concatenate(vecs)
         return out
@@ -123,7 +123,8 @@ def run_jobs(ws: Workspace, jobs: list[Job], scheduler: str | None = None, devic
                              for p in _partitions(job.ids)] for job in jobs}
         out = {}
         for job in jobs:
-            with tqdm(futures[job.key], desc=f"embed {job.key} (dask)", unit="part", disable=not progress) as bar:
+            with progress_bar(futures[job.key], desc=f"embed {job.key} (dask)", unit="part",
+                              disable=not progress) as bar:
                 parts = [fut.result() for fut in bar]
             out[job.key] = np.concatenate(parts)
         return out
