@@ -64,6 +64,15 @@ def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return (x / np.maximum(norm, eps)).astype(np.float32, copy=False)
 
 
+class EmbeddingDimUnknown(ModelError, AttributeError):
+    """An encoder's ``embedding_dim`` is asked before its first batch told it.
+
+    Also an ``AttributeError``, so that ``isinstance(encoder, Encoder)`` answers instead of raising (on Python
+    3.11 the protocol check calls ``hasattr`` on every member); :class:`TorchEncoder` is registered as an
+    :class:`Encoder`, so it still counts as one.
+    """
+
+
 class TorchEncoder:
     """Any ``torch.nn.Module`` plus a preprocessing callable, seen as an :class:`Encoder`.
 
@@ -105,7 +114,7 @@ class TorchEncoder:
     def embedding_dim(self) -> int:
         """Length of each embedding vector (found by the first :meth:`embed` when not given)."""
         if self._embedding_dim is None:
-            raise ModelError(
+            raise EmbeddingDimUnknown(
                 f"encoder {self.name!r}: embedding_dim is unknown until the first embed(); "
                 "pass embedding_dim= when wrapping the module"
             )
@@ -125,3 +134,6 @@ class TorchEncoder:
                 f"encoder {self.name!r} returned {out.shape[1]} features, expected {self._embedding_dim}"
             )
         return l2_normalise(out)
+
+
+Encoder.register(TorchEncoder)  # an encoder before its first batch too (its embedding_dim is then unknown)

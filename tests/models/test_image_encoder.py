@@ -131,3 +131,19 @@ def test_embed_images_learns_the_length_of_a_module_wrapped_without_embedding_di
     assert emb.shape == (5, 7) and enc.embedding_dim == 7
     np.testing.assert_allclose(emb, enc.embed(raw), atol=1e-6)
     assert embed_images(TorchImageEncoder(module, name="fresh"), raw[:0], progress=False).shape[0] == 0
+
+
+def test_a_wrapped_module_is_an_encoder_before_its_first_batch():
+    """``isinstance(enc, Encoder)`` answers for a module wrapped without ``embedding_dim`` (it used to raise on
+    Python 3.11), while asking for the unknown length still gives the clear error."""
+    from explorer.errors import ModelError
+    from explorer.models.base import Encoder
+
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64 * 64, 7))
+    enc = TorchImageEncoder(module, name="mine")
+    assert isinstance(enc, Encoder)
+    with pytest.raises(ModelError, match="unknown until the first embed"):
+        enc.embedding_dim  # noqa: B018 - the property is what is tested
+    assert not isinstance(object(), Encoder)
+    enc.embed(_cutouts(2, 1, 50))
+    assert isinstance(enc, Encoder) and enc.embedding_dim == 7
