@@ -19,6 +19,11 @@ def ranking_available() -> bool:
     return importlib.util.find_spec("explorer.analysis.anomaly") is not None
 
 
+#: The live ranker holds every embedding as float32 in the server (plus a norm per object); above this it is
+#: off (labels are still saved): 10M x 64 would be 2.6 GB, against a 3 GB budget for the whole 10M server.
+LIVE_RANKING_MAX_BYTES = 1 << 30
+
+
 class LiveRanking:
     """Anomaly scores that follow the labels.
 
@@ -44,6 +49,13 @@ class LiveRanking:
             return "the ranking cannot re-learn yet: explorer.analysis.anomaly is not installed"
         if not self.data.has_map:
             return "the ranking needs a map to show its scores (run `explorer map WS`)"
+        n, d = self.data.embeddings.vectors.shape
+        if n * d * 4 > LIVE_RANKING_MAX_BYTES:
+            return (
+                f"the ranking does not re-learn live here: its {n:,} x {d} vectors would take "
+                f"{n * d * 4 / 2**30:.1f} GB of server memory (limit {LIVE_RANKING_MAX_BYTES / 2**30:.1f} GB, "
+                "explorer.app.ranking.LIVE_RANKING_MAX_BYTES); labels are saved as usual"
+            )
         return None
 
     def relearn(self) -> np.ndarray | None:

@@ -117,6 +117,21 @@ def test_the_ranking_relearns_after_a_label(app):
     assert rank < len(s.selected_ids) - 1  # it moved up
 
 
+def test_a_ranking_too_big_for_the_server_stays_off_and_labels_still_land(app, fresh_workspace, monkeypatch):
+    """Above ``LIVE_RANKING_MAX_BYTES`` of vectors (10M objects) the live re-ranking would hold every vector in
+    the server: it stays off with a reason that says so, and labelling works as ever."""
+    import explorer.app.ranking as ranking_mod
+
+    monkeypatch.setattr(ranking_mod, "LIVE_RANKING_MAX_BYTES", 1000)
+    s = app.session
+    s.select(Selection.box(-100, -100, 100, 100))
+    target = str(s.gallery_ids[0])
+    assert app.labeller.label("anomaly", [target]) is not None
+    assert stored_labels(fresh_workspace)[target][0] == "anomaly"
+    assert s.ranking is None
+    assert "labels are saved" in app.labeller.ranking.reason_unavailable
+
+
 def test_labelling_nothing_says_so_and_writes_nothing(app, fresh_workspace):
     app.labeller.target = "selection"
     assert app.labeller.label("anomaly") is None
