@@ -318,13 +318,9 @@ class PointIndex:
         return out
 
     def _finish(self, rows: np.ndarray) -> np.ndarray:
-        """Rows in catalogue order (sort small results, bitmap large ones)."""
-        n = len(self)
-        if rows.size * 16 < n:
-            return np.sort(rows)
-        mask = np.zeros(n, dtype=bool)
-        mask[rows] = True
-        return np.flatnonzero(mask)
+        """Rows in catalogue order. numpy's vectorised sort beats a bitmap of all rows at every size measured
+        (10M points, AVX-512: 4.2 vs 33.8 ms for 1M rows, 25.5 vs 55.0 ms for 5M, 42.4 vs 90.1 ms for 8M)."""
+        return np.sort(rows)
 
     # ---- lasso ----------------------------------------------------------------------------------------------
     def _edge_cell_units(self, edges: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -424,7 +420,7 @@ class PointIndex:
         vertices : array-like
             ``(m, 2)`` outline in map coordinates.
         sort : bool
-            Return rows in catalogue order (costs a sort: ~20 ms for 2M rows); otherwise grid order.
+            Return rows in catalogue order (costs a sort: ~9 ms for 2M rows on 2 cores); otherwise grid order.
         """
         v = _clean_vertices(vertices)
         geom = _repaired_polygon(v)
