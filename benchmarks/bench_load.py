@@ -121,9 +121,11 @@ def cpu_seconds(server_pid: int) -> tuple[float, float]:
             return 0.0
 
     server = psutil.Process(server_pid)
+    tree = [server, *server.children(recursive=True)]
+    pids = {p.pid for p in tree}
     mine = psutil.Process(os.getpid()).children(recursive=True)
-    browser = sum(used(c) for c in mine if c.pid != server_pid)
-    return used(server), browser
+    browser = sum(used(c) for c in mine if c.pid not in pids)
+    return sum(used(p) for p in tree), browser
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -345,8 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--client",
+        choices=("browser", "protocol"),
+        default="browser",
+        help="browser: headless Chromium pages; protocol: Bokeh websocket sessions without rendering "
+        "(benchmarks/load_protocol.py), the server's load alone",
+    )
     args = p.parse_args(argv)
-    if not Path(CHROMIUM).exists():
+    if args.client == "browser" and not Path(CHROMIUM).exists():
         raise SystemExit(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
 
     tmp = None
@@ -365,9 +374,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server up in {start_s:.1f} s at {url} (log {log})", flush=True)
     try:
         t0 = time.perf_counter()
-        sessions, open_times, cpu = asyncio.run(
-            drive(url, args.sessions, args.duration, args.think, args.action_timeout, args.seed, xy, proc.pid)
-        )
+        if args.client == "protocol":
+            from load_protocol import drive_protocol
+
+            sessions, open_times, cpu = drive_protocol(
+                url,
+                args.sessions,
+                args.duration,
+                args.think,
+                args.action_timeout,
+                args.seed,
+                xy,
+                lambda: cpu_seconds(proc.pid)[0],
+            )
+            cpu["browser_cpu_s"] = cpu.pop("client_cpu_s")
+        else:
+            sessions, open_times, cpu = asyncio.run(
+                drive(url, args.sessions, args.duration, args.think, args.action_timeout, args.seed, xy, proc.pid)
+            )
         wall = time.perf_counter() - t0
         rss, peak = rss_mb(proc.pid)
     finally:
@@ -398,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         "workspace": str(ws),
         "objects": n_objects,
         "sessions": args.sessions,
+        "client": args.client,
         "duration_s": args.duration,
         "think_s": args.think,
         "server_start_s": start_s,
@@ -407,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
         "errors": len(errors) + len(server_errors),
         "error_samples": (errors + server_errors)[:10],
         "labels": labels,
+        "latencies_s": {a: sorted(t for s in sessions for t in s.times[a]) for a in ACTIONS},
+        "timeline": sorted(
+            (round(start - t0, 2), action, round(took, 3), s.index)
+            for s in sessions
+            for action, start, took in getattr(s, "timeline", [])
+        ),
         **cpu,
         "server_rss_mb": rss,
         "server_peak_rss_mb": peak,
@@ -430,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"server memory: {rss:.0f} MB now, {peak:.0f} MB peak")
     print(
-        f"CPU while the sessions worked: server {cpu['server_cpu_s']:.0f} s, browsers {cpu['browser_cpu_s']:.0f} s "
+        f"CPU while the sessions worked: server {cpu['server_cpu_s']:.0f} s, "
+        f"{'browsers' if args.client == 'browser' else 'protocol clients'} {cpu['browser_cpu_s']:.0f} s "
         f"(2 cores x {cpu['active_s']:.0f} s = {2 * cpu['active_s']:.0f} core-seconds)"
     )
     print(

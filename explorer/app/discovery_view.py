@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
@@ -25,10 +26,18 @@ class DiscoveryCurve(pn.viewable.Viewer):
     def __init__(self, session: Session, data: AppData, **params):
         super().__init__(session=session, **params)
         self.data = data
-        self._pane = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=200)
         self._note = pn.pane.HTML("", margin=(0, 5))
         self._prevalence = self._true_prevalence()
-        self.refresh()
+        # One plot for the session's life, fed new points through a Pipe: a label updates the curve's data
+        # source in place instead of building new Bokeh models (which made every session of the server
+        # re-render the plot and recompute its document's model graph after anyone's label).
+        self._pipe = hv.streams.Pipe(data=self.curve())
+        plot = hv.DynamicMap(
+            lambda data: discovery_plot(data, height=200, title="Discovery: anomalies found"),
+            streams=[self._pipe],
+        )
+        self._pane = pn.pane.HoloViews(plot, sizing_mode="stretch_width", height=200)
+        self._write_note(self._pipe.data)
 
     def _true_prevalence(self) -> float | None:
         table = self.data.catalog.table
@@ -55,7 +64,10 @@ class DiscoveryCurve(pn.viewable.Viewer):
     def refresh(self) -> None:
         """Redraw the curve and the note under it (called again whenever the session's labels change)."""
         curve = self.curve()
-        self._pane.object = discovery_plot(curve, height=200, title="Discovery: anomalies found")
+        self._pipe.send(curve)
+        self._write_note(curve)
+
+    def _write_note(self, curve: pd.DataFrame) -> None:
         n, found = int(curve["viewed"].iloc[-1]), int(curve["found"].iloc[-1])
         if self._prevalence is None:
             extra = " (no ground-truth column, so no random-order line)"

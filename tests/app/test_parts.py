@@ -87,6 +87,9 @@ def test_labels_for_the_focus_and_the_selection_land_in_the_store(app, fresh_wor
     assert stored[chosen[0]][1:] == ("alice", app.data.embedding_version, app.data.map_version)
     assert s.labels_version == version + 1
     assert app.labeller.counts["anomaly"] == len(chosen)
+    curve = app.discovery._pipe.data  # the discovery curve follows the label at once
+    assert int(curve["found"].iloc[-1]) == int(curve["viewed"].iloc[-1]) == len(chosen)
+    assert f"{len(chosen)} anomalies in {len(chosen)} labelled objects" in app.discovery._note.object
 
     # keyboard on the focused object: n labels it normal and moves on; u undoes; j/k move the focus
     app.labeller.target = "focused"

@@ -26,14 +26,17 @@ def discovery_frame(labels_in_order: pd.Series, prevalence: float | None) -> pd.
 
 
 def discovery_plot(curve: pd.DataFrame, height: int = 200, title: str = "Discovery") -> hv.Overlay:
-    """Anomalies found (step line) and the random-order expectation (dashed)."""
+    """Anomalies found (step line) and the random-order expectation (dashed); ``framewise`` so that the axes
+    follow the curve when it is fed new points (:class:`~explorer.app.discovery_view.DiscoveryCurve`)."""
     found = hv.Curve(curve, "viewed", "found", label="found").opts(
-        color="#e6194b", line_width=2, interpolation="steps-post"
+        color="#e6194b", line_width=2, interpolation="steps-post", framewise=True
     )
     layers = [found]
     if curve["random"].notna().any():
         layers.append(
-            hv.Curve(curve, "viewed", "random", label="random order").opts(color="#777", line_dash="dashed")
+            hv.Curve(curve, "viewed", "random", label="random order").opts(
+                color="#777", line_dash="dashed", framewise=True
+            )
         )
     return hv.Overlay(layers).opts(
         height=height,
