@@ -230,7 +230,7 @@ def bench_similar(sizes: list[int], hnsw_1m: bool) -> None:
         record("similar", label, "ours exact: search only", wall, cpu)
         Xn = exact.vectors_
 
-        def plain_numpy():  # the obvious way: a fresh product, argpartition of its negation, sort the top
+        def plain_numpy(Xn=Xn, qv=qv):  # the obvious way: a fresh product, argpartition of -s, sort the top
             s = Xn @ qv
             top = np.argpartition(-s, 20)[:21]
             return top[np.argsort(-s[top])]
