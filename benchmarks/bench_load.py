@@ -21,6 +21,10 @@ the server log. At the end every label a page confirmed is looked up in ``labels
 requirement), and the database's integrity is checked. Prints p50 / p95 / max latency per action, errors, labels confirmed and found, the load average before
 and after, and the server's peak memory. Bounded: a fixed number of sessions, a fixed duration, one machine.
 
+``--client protocol`` drives the same sessions over Bokeh's websocket protocol instead of browser pages
+(``benchmarks/load_protocol.py``: real server sessions, same events, nothing rendered), to measure the server
+alone when the browsers cannot have cores of their own.
+
 Without ``--workspace`` a copy of ``--copy-from`` (default ``/tmp/sb1m``, a 1M-object simulated workspace made
 as in docs/scale.md) is made in a temporary folder; the source is never written to.
 """
