@@ -112,35 +112,22 @@ class IdTable:
         """Rows of ``ids``; ``missing="raise"``: :class:`DataError` naming an unknown id, ``"drop"``: skip it."""
         self._prepare()
         want = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
-        if want.size == 0:
-            return np.empty(0, np.int64)
-        if want.dtype.kind != "S":
-            want = np.char.encode(want.astype(str), "utf-8")
-        pos = np.searchsorted(self.codes, want, sorter=self._order)
-        pos = np.minimum(pos, len(self) - 1)
-        rows = pos if self._order is None else self._order[pos].astype(np.int64)
-        found = self.codes[rows] == want
+        rows = self.positions(want)
+        found = rows >= 0
         if not found.all():
             if missing == "raise":
-                bad = want[~found][0].decode("utf-8", "replace")
+                bad = want[~found][0]
+                bad = bad.decode("utf-8", "replace") if isinstance(bad, bytes) else str(bad)
                 raise DataError(
                     f"unknown object id {bad!r} ({int((~found).sum())} unknown in all); "
                     "check the id, or recompute this product for the current catalogue"
                 )
             rows = rows[found]
-        return rows.astype(np.int64)
+        return rows
 
     def contains(self, ids: Iterable[str]) -> np.ndarray:
         """Whether each of ``ids`` is here."""
-        want = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
-        out = np.zeros(want.size, bool)
-        if want.size:
-            self._prepare()
-            w = want if want.dtype.kind == "S" else np.char.encode(want.astype(str), "utf-8")
-            pos = np.minimum(np.searchsorted(self.codes, w, sorter=self._order), len(self) - 1)
-            rows = pos if self._order is None else self._order[pos]
-            out = self.codes[rows] == w
-        return out
+        return self.positions(ids) >= 0
 
 
 class LazyIds:

@@ -446,8 +446,6 @@ def _share_ids(emb: Embeddings, catalog: Catalog) -> Embeddings:
     from dataclasses import replace
 
     if catalog.lean:
-        from explorer.analysis.id_table import LazyIds
-
         mine = catalog.lazy_ids
         same = isinstance(emb.ids, LazyIds) and emb.ids.arrow.equals(mine.arrow)
         return replace(emb, ids=mine) if same else emb
