@@ -27,6 +27,7 @@ SCORE = "anomaly score"
 LABEL = "label"
 NONE = "density"
 UNLABELLED = "(unlabelled)"
+CUTOUT_CACHE = 512  # raw cutouts kept per process (64 x 64 x 3 float32: 48 kB each)
 _SKIP_COLUMNS = {"id", "image_set", "file_loc", "file", "filename", "path"}
 
 
@@ -88,6 +89,7 @@ class AppData:
     _similarity: object | None = None
     _embedded_index: pd.Index | None = None
     thumbnails: OrderedDict = field(default_factory=OrderedDict)
+    _cutouts: OrderedDict = field(default_factory=OrderedDict)
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -139,11 +141,58 @@ class AppData:
 
     def cutout(self, object_id: str) -> np.ndarray | None:
         """One object's cutout ``(bands, H, W)``, or None if it has none."""
-        row = self.row(object_id)
-        name = None if row is None else row.get("image_set")
-        store = self.catalog.images.get(name) if isinstance(name, str) else None
-        if store is None:
-            return None
+        found = self.cutouts([object_id])[0]
+        return None if found is None else found[0]
+
+    def cutouts(self, ids) -> list[tuple[np.ndarray, tuple[str, ...]] | None]:
+        """``(cutout (bands, H, W), band names)`` of each of ``ids``, None where an object has no cutout.
+
+        One read (or render) per image set for all the ids not seen lately, instead of one per object: a gallery
+        page costs one call into each store. The last :data:`CUTOUT_CACHE` cutouts are kept for every session
+        of the process (the focused object is usually one the gallery has just shown).
+        """
+        ids = [str(i) for i in ids]
+        out: list = [None] * len(ids)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for k, oid in enumerate(ids):
+                hit = self._cutouts.get(oid)
+                if hit is not None:
+                    self._cutouts.move_to_end(oid)
+                    out[k] = hit
+                else:
+                    missing.setdefault(oid, []).append(k)
+        if not missing:
+            return out
+        wanted = list(missing)
+        pos = self.catalog.lookup(wanted)
+        sets = self.catalog.table["image_set"] if "image_set" in self.catalog.table.columns else None
+        by_store: dict[str, list[str]] = {}
+        for oid, p in zip(wanted, pos.tolist(), strict=True):
+            name = sets.iloc[p] if sets is not None and p >= 0 else None
+            if isinstance(name, str) and name in self.catalog.images:
+                by_store.setdefault(name, []).append(oid)
+        for name, members in by_store.items():
+            store = self.catalog.images[name]
+            bands = tuple(str(b) for b in store.bands)
+            try:
+                pixels = store.get(members)
+            except ExplorerError:  # one bad id must not blank the others: fall back to one read each
+                pixels = [self._one_cutout(store, oid) for oid in members]
+            with self._lock:
+                for oid, pix in zip(members, pixels, strict=True):
+                    if pix is None:
+                        continue
+                    found = (np.asarray(pix), bands)
+                    self._cutouts[oid] = found
+                    for k in missing[oid]:
+                        out[k] = found
+                while len(self._cutouts) > CUTOUT_CACHE:
+                    self._cutouts.popitem(last=False)
+        return out
+
+    @staticmethod
+    def _one_cutout(store, object_id: str) -> np.ndarray | None:
         try:
             return store.get([object_id])[0]
         except ExplorerError:

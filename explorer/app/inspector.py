@@ -177,14 +177,28 @@ class Inspector(pn.viewable.Viewer):
         else:
             self._refresh_gallery()
 
-    @param.depends("page", "stretch", "interval", "band", "zoom", "session.labels_version", watch=True)
+    @param.depends("session.labels_version", watch=True)
+    def _labels_changed(self) -> None:
+        """Redraw only what shows a label that changed: the page's badges, the focused object's row.
+
+        Every session hears every label (its own and other people's); most change nothing this one shows.
+        """
+        ids = self.page_ids()
+        if self._labels_of(ids) != self._shown_labels:
+            self._refresh_gallery()
+        oid = self.session.focused_id
+        if oid is not None and self._labels_of(np.array([oid], dtype=object)).get(oid) != self._shown_label:
+            self._refresh_detail()
+
+    @param.depends("page", "stretch", "interval", "band", "zoom", watch=True)
     def _refresh_gallery(self) -> None:
         ids = self.page_ids()
-        labels = self._labels_of(ids)
+        labels = self._shown_labels = self._labels_of(ids)
         scores = self.session.scores_of(ids) if len(ids) else np.empty(0)
         colours = palette.label_colours(list(set(labels.values())))
         items = []
-        for oid, score in zip(ids.tolist(), scores, strict=True):
+        thumbs = self._thumbnails([str(i) for i in ids])
+        for oid, score, src in zip(ids.tolist(), scores, thumbs, strict=True):
             label = labels.get(oid)
             tip = (
                 oid
@@ -194,7 +208,7 @@ class Inspector(pn.viewable.Viewer):
             items.append(
                 {
                     "id": oid,
-                    "src": self._thumbnail(oid),
+                    "src": src,
                     "caption": oid,
                     "label": label or "",
                     "colour": colours.get(label, "#555") if label else "",
@@ -218,27 +232,24 @@ class Inspector(pn.viewable.Viewer):
             return {}
         return store.label_of([str(i) for i in ids])
 
-    def _thumbnail(self, oid: str) -> str | None:
-        key = (oid, self.stretch, self.interval, self.band, self.zoom)
-        uri = self._thumbs.get(key)
-        if uri is not None:
-            self._thumbs.move_to_end(key)
-            return uri
-        cut = self.data.cutout(oid)
-        if cut is None:
-            return None
-        bands = self._bands_of(oid)
-        uri = cutouts.thumbnail_uri(cut, 96, self.stretch, self.interval, self.band, bands, self.zoom)
-        self._thumbs[key] = uri
+    def _thumbnails(self, ids: list[str]) -> list[str | None]:
+        """Thumbnail data URIs of ``ids`` (None: no cutout), rendered in one batch for the ones not cached."""
+        style = (self.stretch, self.interval, self.band, self.zoom)
+        uris = [self._thumbs.get((oid, *style)) for oid in ids]
+        todo = [oid for oid, uri in zip(ids, uris, strict=True) if uri is None]
+        made = dict(zip(todo, self.data.cutouts(todo), strict=True)) if todo else {}
+        for k, oid in enumerate(ids):
+            key = (oid, *style)
+            if uris[k] is not None:
+                self._thumbs.move_to_end(key)
+                continue
+            found = made.get(oid)
+            if found is None:
+                continue
+            uris[k] = self._thumbs[key] = cutouts.thumbnail_uri(found[0], 96, *style[:3], found[1], self.zoom)
         while len(self._thumbs) > THUMB_CACHE:
             self._thumbs.popitem(last=False)
-        return uri
-
-    def _bands_of(self, oid: str) -> tuple[str, ...]:
-        row = self.data.row(oid)
-        name = row.get("image_set") if row is not None else None
-        store = self.data.catalog.images.get(name) if isinstance(name, str) else None
-        return tuple(store.bands) if store is not None else ()
+        return uris
 
     def _gallery_clicked(self, event) -> None:
         if event.new and event.new != self.session.focused_id:
@@ -256,29 +267,30 @@ class Inspector(pn.viewable.Viewer):
         self._gallery.focused = fid
         self._refresh_detail()
 
-    @param.depends("stretch", "interval", "band", "zoom", "session.labels_version", watch=True)
+    @param.depends("stretch", "interval", "band", "zoom", watch=True)
     def _refresh_detail(self) -> None:
         oid = self.session.focused_id
         row = self.data.row(oid)
+        self._shown_label = None
         if row is None:
             self._picture.object = "<div style='color:#777;padding:8px'>No object in focus.</div>"
             self._bands.object = ""
             self._row.object = ""
             self._period.object = ""
             return
-        label = self._labels_of(np.array([oid], dtype=object)).get(oid)
+        label = self._shown_label = self._labels_of(np.array([oid], dtype=object)).get(oid)
         score = float(self.session.scores_of(np.array([oid], dtype=object))[0])
         self._row.object = catalogue_row_html(row, score, label)
         self._show_cutout(oid)
         self._show_period(oid)
 
     def _show_cutout(self, oid: str) -> None:
-        cut = self.data.cutout(oid)
-        if cut is None:
+        found = self.data.cutouts([oid])[0]
+        if found is None:
             self._picture.object = "<div style='color:#777;padding:8px'>No cutout for this object.</div>"
             self._bands.object = ""
             return
-        bands = self._bands_of(oid)
+        cut, bands = found
         cut = cutouts.crop(cut, self.zoom)
         big = cutouts.data_uri(
             cutouts.png_bytes(cutouts.render(cut, self.stretch, self.interval, self.band, bands), 150)

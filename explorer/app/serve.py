@@ -29,8 +29,8 @@ def app_factory(path: str | Path) -> Callable[[], object]:
 
 
 def warm_up(path: str | Path) -> float:
-    """Load the workspace data and render the app once, so Datashader's and Numba's compilation happens before
-    the first visitor arrives; returns the seconds it took."""
+    """Load the workspace data, render the app once and build the similarity index, so Datashader's and Numba's
+    compilation and the index happen before the first visitor arrives; returns the seconds it took."""
     import time
 
     from bokeh.document import Document
@@ -48,6 +48,8 @@ def warm_up(path: str | Path) -> float:
         if len(with_lc):
             app.session.focus(str(with_lc.iloc[0]))
         app.session.clear()
+    if data.embeddings is not None:  # built once per process: not on the first visitor's find-similar, which
+        data.similarity_index()  # would hold every session's event loop for as long (1.5 s at 1M objects)
     return time.perf_counter() - start
 
 

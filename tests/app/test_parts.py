@@ -325,6 +325,41 @@ def test_two_sessions_share_the_data_and_the_label_store_but_not_the_selection(f
     assert stored_labels(fresh_workspace)["SIM00010"][:2] == ("anomaly", "alice")
 
 
+def test_another_users_label_redraws_only_what_it_changes(fresh_workspace):
+    alice = Explorer(fresh_workspace, user="alice", background=False)
+    bob = Explorer(fresh_workspace, user="bob", background=False)
+    bob.session.select(Selection.box(-100, -100, 100, 100))
+    page = [str(i) for i in bob.inspector.page_ids()]
+    beyond = str(bob.session.gallery_ids[len(page)])
+    target = page[1]
+    bob.session.focus(target)
+    items, row = bob.inspector._gallery.items, bob.inspector._row.object
+    alice.labeller.label("normal", [beyond])
+    assert bob.poll_labels()
+    assert bob.inspector._gallery.items is items and bob.inspector._row.object == row  # nothing shown changed
+    alice.labeller.label("anomaly", [target])
+    assert bob.poll_labels()
+    shown = {i["id"]: i["label"] for i in bob.inspector._gallery.items}
+    assert shown[target] == "anomaly" and shown[page[0]] == ""
+    assert "anomaly" in bob.inspector._row.object
+
+
+def test_cutouts_of_a_page_come_in_one_batch_and_match_the_stores(app):
+    data = app.data
+    table = data.catalog.table
+    with_image = table.loc[table["image_set"].notna(), ["id", "image_set"]].sample(12, random_state=1)
+    without = table.loc[table["image_set"].isna(), "id"].head(2).tolist()
+    ids = [*with_image["id"].astype(str), *without, "NO-SUCH-OBJECT"]
+    found = data.cutouts(ids)
+    for (oid, name), got in zip(with_image.itertuples(index=False), found, strict=False):
+        store = data.catalog.images[name]
+        np.testing.assert_array_equal(got[0], store.get([oid])[0])
+        assert got[1] == tuple(store.bands)
+    assert found[-3:] == [None, None, None]
+    assert data.cutouts([ids[0]])[0] is found[0]  # kept for the next session that shows it
+    np.testing.assert_array_equal(data.cutout(ids[1]), found[1][0])
+
+
 def test_map_streams_drive_the_selection_from_python(app):
     """``lasso_stream``, ``box_stream`` and ``tap_stream`` are what a notebook uses to drive the map as the browser
     does; they stay valid (the current streams) after the plot is rebuilt for another colouring."""
@@ -379,3 +414,15 @@ def test_id_lookups_agree_with_a_plain_dictionary(app_workspace, monkeypatch, ar
     scores = data.score_of(asked)
     assert np.isnan(scores[-2]) and scores[-1] == data.scores[on_map[table_ids[5]]]
     assert data.row("no-such-id") is None and data.row(table_ids[7])["id"] == table_ids[7]
+
+
+def test_warm_up_builds_the_similarity_index_before_the_first_visitor(fresh_workspace):
+    from explorer.app.serve import warm_up
+
+    warm_up(fresh_workspace)
+    app = Explorer(fresh_workspace, user="first-visitor", background=False)
+    index = app.data._similarity
+    assert index is not None  # the first find-similar does not build it on the event loop
+    app.session.focus(str(app.data.frame["id"].iloc[0]))
+    app.similar.from_focused()
+    assert app.data.similarity_index() is index and len(app.session.gallery_ids) > 1
