@@ -30,11 +30,11 @@ def _name_figure(plot, element) -> None:
     plot.state.name = MAP_NAME
 
 
-_SessionView = hv.streams.Stream.define(
-    "SessionView",
-    selected_rows=param.Parameter(default=np.empty(0, np.int64)),
-    similar=param.Parameter(default=None),
-    focused_id=param.Parameter(default=None),
+_SelectionView = hv.streams.Stream.define(
+    "SelectionView", selected_rows=param.Parameter(default=np.empty(0, np.int64))
+)
+_MarkerView = hv.streams.Stream.define(
+    "MarkerView", similar=param.Parameter(default=None), focused_id=param.Parameter(default=None)
 )
 
 
@@ -61,7 +61,7 @@ class MapView(pn.viewable.Viewer):
         self._ranges: tuple | None = None
         self._ratio = 1.0
         self._base_args: tuple = ()
-        self._follow: hv.streams.Stream | None = None
+        self._follow: tuple[hv.streams.Stream, hv.streams.Stream] | None = None
         self._redraw_pending = False
         self._streams: list = []
         self._pane = pn.pane.HoloViews(
@@ -156,8 +156,12 @@ class MapView(pn.viewable.Viewer):
             labels = hv.streams.Params(self.session, ["labels_version"])
             layers.append(hv.DynamicMap(self._labelled_layer, streams=[labels]))
         s = self.session
-        self._follow = _SessionView(selected_rows=s.selected_rows, similar=s.similar, focused_id=s.focused_id)
-        layers.append(hv.DynamicMap(self._session_layers, streams=[self._follow, *view]))
+        self._follow = (
+            _SelectionView(selected_rows=s.selected_rows),
+            _MarkerView(similar=s.similar, focused_id=s.focused_id),
+        )
+        layers.append(hv.DynamicMap(self._selection_layer, streams=[self._follow[0], *view]))
+        layers.append(hv.DynamicMap(self._marker_layer, streams=[self._follow[1]]))
         opts = dict(
             active_tools=["lasso_select", "wheel_zoom"],
             responsive=True,
@@ -220,33 +224,23 @@ class MapView(pn.viewable.Viewer):
             "ratio": self._ratio,
         }
 
-    def _session_layers(
-        self,
-        selected_rows,
-        similar,
-        focused_id,
-        x_range=None,
-        y_range=None,
-        width=None,
-        height=None,
-        scale=None,
-    ) -> hv.Overlay:
-        """Everything that follows the session, in one DynamicMap so a change redraws the plot once, as two
-        glyphs: the selection with the veil that mutes the rest of the map (one RGBA image binned straight from
-        the selection's map rows: no new DataFrame, no id lookups), and find-similar results with the focused
-        object (one marker layer)."""
+    def _selection_layer(
+        self, selected_rows, x_range=None, y_range=None, width=None, height=None, scale=None
+    ) -> hv.RGB:
+        """The selection with the veil that mutes the rest of the map: one RGBA image binned straight from the
+        selection's map rows (no new DataFrame, no id lookups)."""
         rows = np.asarray(selected_rows, dtype=np.int64)
         x, y = self._xy
+        return map_plot.selection_layer(
+            x[rows], y[rows], palette.SELECTION, **self._view(x_range, y_range, width, height)
+        )
+
+    def _marker_layer(self, similar, focused_id) -> hv.Points:
+        """Find-similar results and the focused object, as one layer of outlined markers."""
         sim_rows = self.data.frame_rows([] if similar is None else similar["id"].to_numpy(dtype=object))
         focus_rows = self.data.frame_rows([] if focused_id is None else [focused_id])
-        marks = [(sim_rows, palette.SIMILAR, 8), (focus_rows, palette.FOCUS, 18)]
-        return hv.Overlay(
-            [
-                map_plot.selection_layer(
-                    x[rows], y[rows], palette.SELECTION, **self._view(x_range, y_range, width, height)
-                ),
-                map_plot.marker_points(self.data.frame, marks),
-            ]
+        return map_plot.marker_points(
+            self.data.frame, [(sim_rows, palette.SIMILAR, 8), (focus_rows, palette.FOCUS, 18)]
         )
 
     @param.depends("session.selected_rows", "session.similar", "session.focused_id", watch=True)
@@ -261,10 +255,22 @@ class MapView(pn.viewable.Viewer):
         call_soon(doc, self._redraw_session_layers)
 
     def _redraw_session_layers(self) -> None:
+        """Send the session's new selection, results and focus to the map's layers, in one plot refresh, touching
+        only the layers whose part changed (moving the focus does not re-send the selection's image)."""
         self._redraw_pending = False
+        if self._follow is None:
+            return
         s = self.session
-        if self._follow is not None:
-            self._follow.event(selected_rows=s.selected_rows, similar=s.similar, focused_id=s.focused_id)
+        selection, marks = self._follow
+        changed = []
+        if selection.selected_rows is not s.selected_rows:
+            selection.update(selected_rows=s.selected_rows)
+            changed.append(selection)
+        if marks.similar is not s.similar or marks.focused_id != s.focused_id:
+            marks.update(similar=s.similar, focused_id=s.focused_id)
+            changed.append(marks)
+        if changed:
+            hv.streams.Stream.trigger(changed)
 
     def _labelled_layer(self, labels_version):
         labels = self.data.label_column()

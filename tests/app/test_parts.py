@@ -360,6 +360,25 @@ def test_cutouts_of_a_page_come_in_one_batch_and_match_the_stores(app):
     np.testing.assert_array_equal(data.cutout(ids[1]), found[1][0])
 
 
+def test_moving_the_focus_redraws_the_map_markers_but_not_the_selection_image(app):
+    from bokeh.models import GlyphRenderer
+
+    root = app.map.__panel__().get_root(Document())
+
+    def sources() -> dict:
+        return {type(r.glyph).__name__: dict(r.data_source.data) for r in root.select({"type": GlyphRenderer})}
+
+    app.session.select(Selection.box(-100, -100, 100, 100))
+    before = sources()
+    app.session.focus(str(app.session.gallery_ids[3]))
+    after = sources()
+    assert after["ImageRGBA"]["image"] is before["ImageRGBA"]["image"]  # the selection is not sent again
+    focus = app.data.frame.set_index("id").loc[app.session.focused_id]
+    assert (focus["x"], focus["y"]) in set(zip(after["Scatter"]["x"], after["Scatter"]["y"], strict=True))
+    app.session.select(Selection.box(-100, -100, 0, 0))
+    assert sources()["ImageRGBA"]["image"] is not after["ImageRGBA"]["image"]
+
+
 def test_map_streams_drive_the_selection_from_python(app):
     """``lasso_stream``, ``box_stream`` and ``tap_stream`` are what a notebook uses to drive the map as the browser
     does; they stay valid (the current streams) after the plot is rebuilt for another colouring."""
