@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -81,7 +82,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(ws: Path, log: Path, timeout: float) -> tuple[subprocess.Popen, str, float]:
+def start_server(
+    ws: Path, log: Path, timeout: float, num_procs: int = 1
+) -> tuple[subprocess.Popen, str, float]:
     """``explorer serve`` on a free port of 127.0.0.1; returns the process, URL and seconds until it answered."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -93,7 +96,8 @@ def start_server(ws: Path, log: Path, timeout: float) -> tuple[subprocess.Popen,
         "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "explorer.cli", "serve", str(ws), "--port", str(port), "--no-show"],
+        [sys.executable, "-m", "explorer.cli", "serve", str(ws), "--port", str(port), "--no-show"]
+        + ["--num-procs", str(num_procs)],
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         env=env,
@@ -133,12 +137,23 @@ def cpu_seconds(server_pid: int) -> tuple[float, float]:
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
-    """Resident and peak resident memory of ``pid`` in MB (Linux /proc)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value
-    return tuple(float(fields.get(k, "0 kB").split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+    """Resident and peak resident memory in MB (Linux /proc) of ``pid`` and, with ``--num-procs``, the server
+    processes it forked (summed: each loads the workspace itself)."""
+    import psutil
+
+    pids = [pid]
+    with contextlib.suppress(psutil.Error):
+        pids += [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    total = [0.0, 0.0]
+    for p in pids:
+        fields = {}
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                fields[key] = value
+        for k, name in enumerate(("VmRSS", "VmHWM")):
+            total[k] += float(fields.get(name, "0 kB").split()[0]) / 1024
+    return total[0], total[1]
 
 
 # ---------------------------------------------------------------------------------------------- one session
@@ -350,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--action-timeout", type=float, default=30.0)
     p.add_argument("--server-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--num-procs", type=int, default=1, help="server processes (explorer serve --num-procs; default 1)"
+    )
     p.add_argument("--json", type=Path, default=None)
     p.add_argument(
         "--client",
@@ -374,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     xy = map_positions(ws)
     load_before = os.getloadavg()
     log = (tmp or ws.parent) / "bench_load_server.log"
-    proc, url, start_s = start_server(ws, log, args.server_timeout)
+    proc, url, start_s = start_server(ws, log, args.server_timeout, args.num_procs)
     print(f"server up in {start_s:.1f} s at {url} (log {log})", flush=True)
     try:
         t0 = time.perf_counter()
@@ -394,7 +412,16 @@ def main(argv: list[str] | None = None) -> int:
             cpu["browser_cpu_s"] = cpu.pop("client_cpu_s")
         else:
             sessions, open_times, cpu = asyncio.run(
-                drive(url, args.sessions, args.duration, args.think, args.action_timeout, args.seed, xy, proc.pid)
+                drive(
+                    url,
+                    args.sessions,
+                    args.duration,
+                    args.think,
+                    args.action_timeout,
+                    args.seed,
+                    xy,
+                    proc.pid,
+                )
             )
         wall = time.perf_counter() - t0
         rss, peak = rss_mb(proc.pid)
@@ -426,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "workspace": str(ws),
         "objects": n_objects,
         "sessions": args.sessions,
+        "num_procs": args.num_procs,
         "client": args.client,
         "duration_s": args.duration,
         "think_s": args.think,

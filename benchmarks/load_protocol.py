@@ -87,7 +87,18 @@ class ProtocolSession:
         # What BokehJS sends once the page is drawn: Panel counts the session as connected only then, and until
         # it does HoloViews re-schedules every plot refresh on the next tick (a busy loop on the server).
         self._send(DocumentReady())
-        return time.perf_counter() - start
+        return self._settled(start) - start
+
+    def _settled(self, start: float, quiet: float = 1.0, limit: float = 60.0) -> float:
+        """Wait until the page has stopped changing for ``quiet`` seconds (the panels the app renders after
+        load have arrived, as a browser would draw them); returns when the last change came."""
+        last = time.perf_counter()
+        with self._changed:
+            while time.perf_counter() - start < limit:
+                if not self._changed.wait(timeout=quiet):
+                    break
+                last = time.perf_counter()
+        return last
 
     def close(self) -> None:
         self._closing = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,15 @@ def register(sub) -> None:
         metavar="HOST[:PORT]",
         help="extra origins allowed to connect (e.g. a proxy's host name); repeatable",
     )
+    p.add_argument(
+        "--num-procs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (default 1). Each process runs its sessions on its own core "
+        "and loads the workspace itself (memory x N); labels are shared through the workspace's label store. "
+        "0: one per CPU core",
+    )
     show = p.add_mutually_exclusive_group()
     show.add_argument("--show", dest="show", action="store_true", help="open the app in a browser")
     show.add_argument("--no-show", dest="show", action="store_false", help="do not open a browser (default)")
@@ -60,6 +70,7 @@ def cmd_serve(args) -> int:
         basic_auth=args.basic_auth,
         cookie_secret=args.cookie_secret,
         websocket_origin=args.allow_websocket_origin,
+        num_procs=args.num_procs,
     )
 
 
@@ -113,6 +124,7 @@ def serve_workspace(
     cookie_secret: str | None = None,
     websocket_origin: list[str] | None = None,
     warm: bool = True,
+    num_procs: int = 1,
 ) -> int:
     """Serve the dashboard for the workspace at ``path`` until interrupted; returns the exit code.
 
@@ -132,6 +144,11 @@ def serve_workspace(
         Extra allowed origins.
     warm : bool
         Load the data and compile the plotting kernels before accepting visitors.
+    num_procs : int
+        Server processes sharing the port (0: one per CPU core). A Bokeh server runs every session's callbacks
+        on one event loop, so one process uses one core however many people are connected; with N processes
+        sessions are spread over N cores. Each process loads and warms up the workspace after the fork (no
+        thread pool crosses a fork); labels meet in the workspace's SQLite store, which every session polls.
     """
     import socket
 
@@ -156,23 +173,53 @@ def serve_workspace(
         import secrets
 
         cookie_secret = secrets.token_hex(32)
-    if warm:
+    if num_procs < 0:
+        raise ExplorerError(f"--num-procs {num_procs}: give 1 or more processes, or 0 for one per CPU core")
+    num_procs = num_procs or os.cpu_count() or 1
+    if warm and num_procs == 1:
         warm_up(ws.path)
     url = f"http://{address}:{port}/"
-    print(f"Explorer serving {ws.path} at {url} (Ctrl-C stops it)", flush=True)
+    procs = f" in {num_procs} processes" if num_procs > 1 else ""
+    print(f"Explorer serving {ws.path} at {url}{procs} (Ctrl-C stops it)", flush=True)
     try:
-        pn.serve(
+        server = pn.serve(
             {"/": app_factory(ws.path)},
             port=port,
             address=address,
-            show=show,
+            show=show and num_procs == 1,
             title="Astro Embedding Explorer",
             websocket_origin=_origins(address, port, websocket_origin),
             basic_auth=basic_auth,
             cookie_secret=cookie_secret,
             verbose=False,
             threaded=False,
+            num_procs=num_procs,
+            start=num_procs == 1,
         )
     except OSError as err:
         raise ExplorerError(f"cannot listen on {address}:{port} ({err}); choose another --port") from err
+    if num_procs > 1:  # here in each forked process: load the data, then take visitors
+        _exit_with_parent()
+        if warm:
+            warm_up(ws.path)
+        server.start()
+        server.io_loop.start()
     return 0
+
+
+def _exit_with_parent() -> None:
+    """In a forked server process: be terminated when the process that forked it goes (``kill PID`` of the
+    ``explorer serve`` process must not leave servers running on the port). Linux only; elsewhere a no-op."""
+    import ctypes
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        log.debug("prctl unavailable: forked servers will not follow their parent")
+        return
+    if os.getppid() != parent:  # the parent went before the request took effect
+        os._exit(0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -358,3 +359,31 @@ def test_a_training_set_of_path_like_ids_stays_in_its_folder(tmp_path):
     images = sorted((out / "images").iterdir())
     assert len(images) == N and all(p.parent == out / "images" for p in images)
     assert not (tmp_path / "escaped2").exists() and not list(tmp_path.glob("escaped*"))
+
+
+def test_num_procs_serves_from_several_processes_that_go_with_the_server(tmp_path, app_workspace):
+    import psutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(app_workspace, ws, ignore=shutil.ignore_patterns("labels.sqlite*", ".lock"))
+    server = APP.ServedProcess(ws, "--num-procs", "2", timeout=180)
+    try:
+        children = psutil.Process(server.proc.pid).children()
+        assert len(children) == 2
+        for _ in range(4):  # whichever process answers, it serves the dashboard
+            with urllib.request.urlopen(server.url, timeout=30) as resp:
+                assert resp.status == 200 and b"Astro Embedding Explorer" in resp.read()
+    finally:
+        server.stop()
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, "forked servers outlived `explorer serve`"
+
+
+def test_num_procs_must_be_a_count(tmp_path, app_workspace):
+    result = subprocess.run(
+        [sys.executable, "-m", "explorer.cli", "serve", str(app_workspace), "--num-procs", "-1", "--no-show"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "--num-procs -1" in result.stderr
