@@ -396,33 +396,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server up in {start_s:.1f} s at {url} (log {log})", flush=True)
     try:
         t0 = time.perf_counter()
+        run = (url, args.sessions, args.duration, args.think, args.action_timeout, args.seed, xy)
         if args.client == "protocol":
             from load_protocol import drive_protocol
 
-            sessions, open_times, cpu = drive_protocol(
-                url,
-                args.sessions,
-                args.duration,
-                args.think,
-                args.action_timeout,
-                args.seed,
-                xy,
-                lambda: cpu_seconds(proc.pid)[0],
-            )
+            sessions, open_times, cpu = drive_protocol(*run, lambda: cpu_seconds(proc.pid)[0])
             cpu["browser_cpu_s"] = cpu.pop("client_cpu_s")
         else:
-            sessions, open_times, cpu = asyncio.run(
-                drive(
-                    url,
-                    args.sessions,
-                    args.duration,
-                    args.think,
-                    args.action_timeout,
-                    args.seed,
-                    xy,
-                    proc.pid,
-                )
-            )
+            sessions, open_times, cpu = asyncio.run(drive(*run, proc.pid))
         wall = time.perf_counter() - t0
         rss, peak = rss_mb(proc.pid)
     finally:
