@@ -23,7 +23,8 @@ and after, and the server's peak memory. Bounded: a fixed number of sessions, a 
 
 ``--client protocol`` drives the same sessions over Bokeh's websocket protocol instead of browser pages
 (``benchmarks/load_protocol.py``: real server sessions, same events, nothing rendered), to measure the server
-alone when the browsers cannot have cores of their own.
+alone when the browsers cannot have cores of their own. ``--num-procs N`` serves with ``explorer serve --num-procs
+N`` (memory and CPU are then summed over the server's processes).
 
 Without ``--workspace`` a copy of ``--copy-from`` (default ``/tmp/sb1m``, a 1M-object simulated workspace made
 as in docs/scale.md) is made in a temporary folder; the source is never written to.

@@ -5,7 +5,9 @@ browser receives) and sends the events a browser would send: a lasso is the ``Se
 map's lasso tool, a key is the keyboard component's message, "Similar to focused" is a ``ButtonClick``. The
 server runs exactly the code it runs for a browser; what is missing is only the browser drawing the result. The
 latency of an action is the time from sending its event until the document the server patches shows the header
-notice that the browser test waits for ("N selected", "N objects similar to ...", "Saved: ID → label.").
+notice that the browser test waits for ("N selected", "N objects similar to ...", "Saved: ID → label."). A
+session counts as open once its page has stopped changing for a second (the panels the app renders after load
+have arrived); the minute of work starts when all are open.
 
 Used by ``bench_load.py --client protocol`` when browsers cannot be given their own cores (here the 10 Chromium
 renderers needed ~5x the server's CPU on the same 2 cores). Details of ``bokeh.client`` that matter: a Python
