@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from explorer.data import formats
 from explorer.data.catalog import normalise_catalog
@@ -15,6 +14,7 @@ from explorer.data.images import ImageStoreWriter
 from explorer.data.lightcurves import LightCurveStore
 from explorer.data.readers_images import ImageInput, read_files_by_catalog
 from explorer.errors import DataError
+from explorer.progress import progress_bar
 from explorer.workspace import Workspace, safe_name
 
 FILE_COLUMNS = ("file_loc", "file", "filename", "image_file", "path")
@@ -168,23 +168,25 @@ def _write_images(folder: Path, images: ImageInput, rows: np.ndarray, name: str,
     ids = np.asarray(images.ids, dtype=object)
     keep = np.ones(len(rows), dtype=bool)
     writer = ImageStoreWriter(folder, name, ids[rows], images.shape, images.bands, provenance)
-    for a in tqdm(range(0, len(rows), CHUNK), desc=f"cutouts ({name})", unit="chunk",
-                  disable=not progress or len(rows) <= CHUNK):
-        sel = rows[a : a + CHUNK]
-        lo, hi = int(sel.min()), int(sel.max()) + 1
-        block = images.read(lo, hi)[sel - lo]
-        if block.shape[1:] != tuple(images.shape):
-            raise DataError(f"{images.source}: cutouts of shape {block.shape[1:]} and {images.shape}; "
-                            "one image set holds one shape")
-        nan_only = np.isnan(block).all(axis=(1, 2, 3))
-        if nan_only.any():
-            msg = (f"{images.source}: cutout of {ids[sel][nan_only][0]!r} has no finite pixel (all NaN/inf) "
-                   f"({int(nan_only.sum())} in this chunk)")
-            if not skip_bad:
-                raise DataError(msg + "; remove the object or pass --skip-bad")
-            warnings.warn(msg + "; skipped", stacklevel=3)
-            keep[a : a + CHUNK] = ~nan_only
-        writer.write(slice(a, a + len(sel)), block)
+    chunks = range(0, len(rows), CHUNK)
+    quiet = not progress or len(rows) <= CHUNK
+    with progress_bar(chunks, desc=f"cutouts ({name})", unit="chunk", disable=quiet) as bar:
+        for a in bar:
+            sel = rows[a : a + CHUNK]
+            lo, hi = int(sel.min()), int(sel.max()) + 1
+            block = images.read(lo, hi)[sel - lo]
+            if block.shape[1:] != tuple(images.shape):
+                raise DataError(f"{images.source}: cutouts of shape {block.shape[1:]} and {images.shape}; "
+                                "one image set holds one shape")
+            nan_only = np.isnan(block).all(axis=(1, 2, 3))
+            if nan_only.any():
+                msg = (f"{images.source}: cutout of {ids[sel][nan_only][0]!r} has no finite pixel (all NaN/inf) "
+                       f"({int(nan_only.sum())} in this chunk)")
+                if not skip_bad:
+                    raise DataError(msg + "; remove the object or pass --skip-bad")
+                warnings.warn(msg + "; skipped", stacklevel=3)
+                keep[a : a + CHUNK] = ~nan_only
+            writer.write(slice(a, a + len(sel)), block)
     writer.close()
     return keep
 

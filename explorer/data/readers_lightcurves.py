@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from explorer.data.formats import register_reader
 from explorer.data.lightcurves import normalise_lightcurves
 from explorer.data.readers_catalog import read_csv, read_ecsv, read_fits_table, read_parquet, read_votable
 from explorer.errors import DataError
+from explorer.progress import progress_bar
 
 _TABLE_READERS = {
     ".csv": read_csv, ".txt": read_csv, ".parquet": read_parquet, ".pq": read_parquet, ".fits": read_fits_table,
@@ -46,11 +46,12 @@ def read_folder(path, default_band: str | None = None, progress: bool = True) ->
     if not files:
         raise DataError(f"{path}: no light-curve files (looked for {', '.join(sorted(_TABLE_READERS))})")
     frames = []
-    for f in tqdm(files, desc="light curves", unit="file", disable=not progress or len(files) < 200):
-        df = _table_reader(f)(f)
-        if df.empty:
-            raise DataError(f"{f}: empty light curve; remove the file or add its points")
-        if not any(c.lower() in ("id", "object_id", "oid") for c in df.columns):
-            df.insert(0, "id", f.stem)
-        frames.append(normalise_lightcurves(df, str(f), default_band=default_band))
+    with progress_bar(files, desc="light curves", unit="file", disable=not progress or len(files) < 200) as bar:
+        for f in bar:
+            df = _table_reader(f)(f)
+            if df.empty:
+                raise DataError(f"{f}: empty light curve; remove the file or add its points")
+            if not any(c.lower() in ("id", "object_id", "oid") for c in df.columns):
+                df.insert(0, "id", f.stem)
+            frames.append(normalise_lightcurves(df, str(f), default_band=default_band))
     return pd.concat(frames, ignore_index=True)
