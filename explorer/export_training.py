@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from explorer.errors import DataError
 from explorer.export import current_labels, export_table, provenance, resolve_subset
 from explorer.export_formats import WRITE_ERRNOS, write_error
+from explorer.progress import progress_bar
 from explorer.workspace import Workspace
 
 TRAINING_FORMATS = {
@@ -192,19 +192,20 @@ def _write_galaxy_datasets(
     ext = ".png" if image_format == "png" else ".fits"
     files = [f"images/{_file_name(i, oid, ext)}" for i, oid in enumerate(table["id"])]
     ids = table["id"].astype(str).tolist()
-    for start in tqdm(
+    with progress_bar(
         range(0, len(ids), CHUNK),
         desc="training images",
         unit="chunk",
         disable=not progress or len(ids) <= CHUNK,
-    ):
-        for k, cutout in enumerate(_cutouts(ws, table.iloc[start : start + CHUNK])):
-            path = folder / files[start + k]
-            if image_format == "png":
-                Image.fromarray(asinh_stretch(cutout)).save(path)
-            else:
-                data = cutout[0] if cutout.shape[0] == 1 else cutout
-                fits.PrimaryHDU(np.asarray(data, dtype=np.float32)).writeto(path)
+    ) as bar:
+        for start in bar:
+            for k, cutout in enumerate(_cutouts(ws, table.iloc[start : start + CHUNK])):
+                path = folder / files[start + k]
+                if image_format == "png":
+                    Image.fromarray(asinh_stretch(cutout)).save(path)
+                else:
+                    data = cutout[0] if cutout.shape[0] == 1 else cutout
+                    fits.PrimaryHDU(np.asarray(data, dtype=np.float32)).writeto(path)
     catalog = pd.DataFrame(
         {
             "id_str": ids,

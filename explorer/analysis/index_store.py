@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from explorer.analysis.id_table import IdTable
 from explorer.analysis.neighbours import probes_in_parallel, top_k_rows
 from explorer.errors import DataError, WorkspaceError
+from explorer.progress import progress_bar
 from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,9 @@ def build_index(
     index.cp.seed = int(random_state)
     index.train(train)
     t_train = time.perf_counter() - t0
-    for a in tqdm(range(0, n, chunk), desc="index", unit="part", disable=not progress):
-        index.add(_unit(np.asarray(X[a : a + chunk], dtype=np.float32)))
+    with progress_bar(range(0, n, chunk), desc="index", unit="part", disable=not progress) as bar:
+        for a in bar:
+            index.add(_unit(np.asarray(X[a : a + chunk], dtype=np.float32)))
     index.nprobe = int(min(nprobe or default_nprobe(nlist), nlist))
     faiss_path, meta_path = index_paths(ws, version, space)
     faiss_path.parent.mkdir(exist_ok=True)

@@ -22,9 +22,9 @@ import warnings
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from explorer.errors import DataError, ModelError
+from explorer.progress import progress_bar
 
 __all__ = ["Projector"]
 
@@ -207,8 +207,9 @@ class Projector:
         starts = range(0, len(X), int(self.chunk_size))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*n_jobs value.*overridden.*")
-            for a in tqdm(starts, desc="umap transform", unit="chunk", disable=not self.progress):
-                out[a : a + self.chunk_size] = model.transform(X[a : a + self.chunk_size])
+            with progress_bar(starts, desc="umap transform", unit="chunk", disable=not self.progress) as bar:
+                for a in bar:
+                    out[a : a + self.chunk_size] = model.transform(X[a : a + self.chunk_size])
         return out
 
     def fit_transform(self, X: Any, ids: Any = None) -> np.ndarray:

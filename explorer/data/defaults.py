@@ -75,10 +75,10 @@ def add_simulated(ws: Workspace, n: int, seed: int = 0, on_demand: bool | None =
 
 
 def _render_lightcurves(simulate, params: pd.DataFrame, seed: int, progress: bool) -> pd.DataFrame:
-    from tqdm.auto import tqdm
+    from explorer.progress import progress_bar
 
     chunk = 4096
-    parts = [simulate.render_lightcurves(params.iloc[a : a + chunk], seed=seed)
-             for a in tqdm(range(0, len(params), chunk), desc="light curves", unit="chunk",
-                           disable=not progress or len(params) <= chunk)]
+    with progress_bar(range(0, len(params), chunk), desc="light curves", unit="chunk",
+                      disable=not progress or len(params) <= chunk) as bar:
+        parts = [simulate.render_lightcurves(params.iloc[a : a + chunk], seed=seed) for a in bar]
     return pd.concat(parts, ignore_index=True)

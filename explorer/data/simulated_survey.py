@@ -24,11 +24,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from explorer.data.simulated_index import IndexedSet, index_of
 from explorer.data.simulated_lightcurves import write_lightcurve_set
 from explorer.errors import DataError
+from explorer.progress import progress_bar
 from explorer.workspace import Workspace, safe_name
 
 log = logging.getLogger(__name__)
@@ -98,21 +98,22 @@ def add_simulated_partitioned(
         k = _carry_over(old_path, cat_dir, schema)
         img_index, lc_index = [], []
         chunks = range(0, int(n), int(part_rows))
-        for a in tqdm(
+        with progress_bar(
             chunks, desc="simulate (partitions)", unit="part", disable=not progress or len(chunks) < 2
-        ):
-            m = min(int(part_rows), int(n) - a)
-            params = simulate.simulate_parameters(m, seed=seed, start=start + a, oddity_rate=oddity_rate)
-            glob = np.arange(start + a, start + a + m, dtype=np.int64)
-            img_index.append(glob[params["has_image"].to_numpy()])
-            lc_index.append(glob[params["has_lightcurve"].to_numpy()])
-            table = _catalog_part(params, name)
-            del params
-            pq.write_table(
-                _conform(pa.Table.from_pandas(table, preserve_index=False), schema),
-                cat_dir / f"part-{k:05d}.parquet",
-            )
-            k += 1
+        ) as bar:
+            for a in bar:
+                m = min(int(part_rows), int(n) - a)
+                params = simulate.simulate_parameters(m, seed=seed, start=start + a, oddity_rate=oddity_rate)
+                glob = np.arange(start + a, start + a + m, dtype=np.int64)
+                img_index.append(glob[params["has_image"].to_numpy()])
+                lc_index.append(glob[params["has_lightcurve"].to_numpy()])
+                table = _catalog_part(params, name)
+                del params
+                pq.write_table(
+                    _conform(pa.Table.from_pandas(table, preserve_index=False), schema),
+                    cat_dir / f"part-{k:05d}.parquet",
+                )
+                k += 1
         img_index = np.concatenate(img_index)
         lc_index = np.concatenate(lc_index)
         meta = {

@@ -24,9 +24,9 @@ import time
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from explorer.errors import DataError, WorkspaceError
+from explorer.progress import progress_bar
 from explorer.workspace import Workspace, utc_now
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def add_synthetic_embeddings(
         )
         writer = pq.ParquetWriter(folder / f"{space}.ids.parquet", pa.schema([("id", pa.large_string())]))
         at = 0
-        with tqdm(
+        with progress_bar(
             total=n, desc="synthetic vectors", unit="obj", unit_scale=True, disable=not progress
         ) as bar:
             for ids, classes, subs, odd in _catalog_blocks(files):

@@ -402,7 +402,7 @@ def _train_head(
     report: _Progress,
     show: bool,
 ) -> tuple[ImageCNN, dict]:
-    from tqdm.auto import tqdm
+    from explorer.progress import progress_bar
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -423,20 +423,25 @@ def _train_head(
     total, step, losses = epochs * spe, 0, []
     counts = torch.bincount(Y, minlength=n_classes).float()
     class_w = (counts.sum() / counts.clamp_min(1) / n_classes).to(device)
-    for epoch in tqdm(range(epochs), desc="fine-tune head", unit="epoch", disable=not show):
-        order = torch.randperm(len(E), generator=g).to(device)
-        for i in range(spe):
-            j = order[(torch.arange(bs, device=device) + i * bs) % len(E)]
-            for group in opt.param_groups:
-                group["lr"] = cfg.head_lr * _lr_factor(step, total)
-            z = F.normalize(head(E[j]), dim=1)
-            loss = supcon(z, Y[j], cfg.sup_temperature) + F.cross_entropy(clf(z) / 0.1, Y[j], weight=class_w)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            losses.append(float(loss.detach()))
-        report((epoch + 1) / epochs, f"head epoch {epoch + 1}/{epochs}, loss {np.mean(losses[-spe:]):.3f}")
+    with progress_bar(range(epochs), desc="fine-tune head", unit="epoch", disable=not show) as bar:
+        for epoch in bar:
+            order = torch.randperm(len(E), generator=g).to(device)
+            for i in range(spe):
+                j = order[(torch.arange(bs, device=device) + i * bs) % len(E)]
+                for group in opt.param_groups:
+                    group["lr"] = cfg.head_lr * _lr_factor(step, total)
+                z = F.normalize(head(E[j]), dim=1)
+                loss = supcon(z, Y[j], cfg.sup_temperature) + F.cross_entropy(
+                    clf(z) / 0.1, Y[j], weight=class_w
+                )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                losses.append(float(loss.detach()))
+            report(
+                (epoch + 1) / epochs, f"head epoch {epoch + 1}/{epochs}, loss {np.mean(losses[-spe:]):.3f}"
+            )
     with torch.no_grad():
         # The block is centred on the pool: W (f - f̄) / σ. Its learnt bias, an offset shared by every object,
         # would make all objects alike in the block (cosine ~0.85 between classes on the simulated survey)
@@ -514,7 +519,7 @@ def _train_full(
     report: _Progress,
     show: bool,
 ) -> tuple[ImageCNN, dict]:
-    from tqdm.auto import tqdm
+    from explorer.progress import progress_bar
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -539,46 +544,49 @@ def _train_full(
     total, step, history = epochs * spe, 0, []
     hold = 0 if pretrained_proj or keep == "distill" else min(total // 2, max(5, total // 5))
     y_all = torch.from_numpy(pool.y)
-    for epoch in tqdm(range(epochs), desc="fine-tune encoder", unit="epoch", disable=not show):
-        order = torch.randperm(n, generator=g)
-        bar = tqdm(range(spe), desc=f"epoch {epoch + 1}", leave=False, disable=not show)
-        losses = []
-        for i in bar:
-            rows_u = order[(torch.arange(bs) + i * bs) % n]
-            pick = _balanced_draw(pool.y, min(cfg.labelled_batch, max(2, len(pool.y))), g)
-            rows = torch.cat([rows_u, torch.from_numpy(pool.labelled[pick])])
-            xb = pool.x[rows].float()
-            v = torch.cat([augment(xb, g), augment(xb, g)]).to(device)
-            for group in opt.param_groups:
-                group["lr"] = group["base"] * _lr_factor(step, total)
-            if step < hold:  # a new projection head first learns on the frozen encoder
-                opt.param_groups[0]["lr"] = 0.0
-            h = net.front(v)
-            emb = net.back(h)
-            if teacher is not None:
-                with torch.no_grad():
-                    old = net.back(h, teacher)
-                ssl = cfg.keep_weight * similarity_distillation(emb, old, cfg.temperature)
-            else:
-                z1, z2 = projector(emb).float().chunk(2)
-                ssl = cfg.keep_weight * nt_xent(z1, z2, cfg.temperature)
-            e1, e2 = emb.float().chunk(2)
-            e_lab = torch.cat([e1[bs:], e2[bs:]])
-            y_lab = y_all[pick].repeat(2).to(device)
-            z_lab = F.normalize(e_lab, dim=1)
-            sup = supcon(z_lab, y_lab, cfg.sup_temperature) + F.cross_entropy(classifier(z_lab) / 0.1, y_lab)
-            loss = ssl + cfg.sup_weight * sup
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            losses.append((float(ssl.detach()), float(sup.detach())))
-            bar.set_postfix(ssl=f"{losses[-1][0]:.3f}", sup=f"{losses[-1][1]:.3f}")
-            report(step / total, f"epoch {epoch + 1}/{epochs}, step {i + 1}/{spe}")
-        ssl_m, sup_m = np.mean(losses, axis=0)
-        history.append(
-            {"epoch": epoch + 1, keep: round(float(ssl_m), 5), "supervised": round(float(sup_m), 5)}
-        )
+    with progress_bar(range(epochs), desc="fine-tune encoder", unit="epoch", disable=not show) as epoch_bar:
+        for epoch in epoch_bar:
+            order = torch.randperm(n, generator=g)
+            losses = []
+            with progress_bar(range(spe), desc=f"epoch {epoch + 1}", leave=False, disable=not show) as bar:
+                for i in bar:
+                    rows_u = order[(torch.arange(bs) + i * bs) % n]
+                    pick = _balanced_draw(pool.y, min(cfg.labelled_batch, max(2, len(pool.y))), g)
+                    rows = torch.cat([rows_u, torch.from_numpy(pool.labelled[pick])])
+                    xb = pool.x[rows].float()
+                    v = torch.cat([augment(xb, g), augment(xb, g)]).to(device)
+                    for group in opt.param_groups:
+                        group["lr"] = group["base"] * _lr_factor(step, total)
+                    if step < hold:  # a new projection head first learns on the frozen encoder
+                        opt.param_groups[0]["lr"] = 0.0
+                    h = net.front(v)
+                    emb = net.back(h)
+                    if teacher is not None:
+                        with torch.no_grad():
+                            old = net.back(h, teacher)
+                        ssl = cfg.keep_weight * similarity_distillation(emb, old, cfg.temperature)
+                    else:
+                        z1, z2 = projector(emb).float().chunk(2)
+                        ssl = cfg.keep_weight * nt_xent(z1, z2, cfg.temperature)
+                    e1, e2 = emb.float().chunk(2)
+                    e_lab = torch.cat([e1[bs:], e2[bs:]])
+                    y_lab = y_all[pick].repeat(2).to(device)
+                    z_lab = F.normalize(e_lab, dim=1)
+                    sup = supcon(z_lab, y_lab, cfg.sup_temperature) + F.cross_entropy(
+                        classifier(z_lab) / 0.1, y_lab
+                    )
+                    loss = ssl + cfg.sup_weight * sup
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    step += 1
+                    losses.append((float(ssl.detach()), float(sup.detach())))
+                    bar.set_postfix(ssl=f"{losses[-1][0]:.3f}", sup=f"{losses[-1][1]:.3f}")
+                    report(step / total, f"epoch {epoch + 1}/{epochs}, step {i + 1}/{spe}")
+            ssl_m, sup_m = np.mean(losses, axis=0)
+            history.append(
+                {"epoch": epoch + 1, keep: round(float(ssl_m), 5), "supervised": round(float(sup_m), 5)}
+            )
     for p in net.model.parameters():
         p.requires_grad_(True)
     tuned = net.model.eval().cpu().to(memory_format=torch.contiguous_format)

@@ -427,28 +427,31 @@ def embed_images(
         A cutout with no finite pixel is embedded as a blank image (a valid, finite vector) with a warning
         naming it, or raises :class:`DataError`.
     """
-    from tqdm.auto import tqdm
+    from explorer.progress import progress_bar
 
     if on_blank not in ("warn", "raise"):
         raise ModelError(f"on_blank={on_blank!r}; use 'warn' or 'raise'")
     n = len(images)
     out: np.ndarray | None = None  # allocated at the first batch: the encoder may learn its length from it
     blank_rows: list[int] = []
-    for start in tqdm(range(0, n, batch_size), disable=not progress, desc="embed images", unit="batch"):
-        batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
-        if batch.ndim == 3:
-            batch = batch[:, None]
-        empty = ~np.isfinite(batch).any(axis=(2, 3)).all(axis=1)
-        blank_rows.extend((start + np.flatnonzero(empty)).tolist())
-        vectors = encoder.embed(batch)
-        if out is None:
-            out = np.empty((n, vectors.shape[1]), np.float32)
-        elif vectors.shape[1] != out.shape[1]:
-            raise ModelError(
-                f"encoder {getattr(encoder, 'name', encoder)!r} returned {vectors.shape[1]} features for rows "
-                f"{start}-{start + len(batch) - 1}, {out.shape[1]} before; an encoder must keep one length"
-            )
-        out[start : start + len(batch)] = vectors
+    with progress_bar(
+        range(0, n, batch_size), disable=not progress, desc="embed images", unit="batch"
+    ) as bar:
+        for start in bar:
+            batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
+            if batch.ndim == 3:
+                batch = batch[:, None]
+            empty = ~np.isfinite(batch).any(axis=(2, 3)).all(axis=1)
+            blank_rows.extend((start + np.flatnonzero(empty)).tolist())
+            vectors = encoder.embed(batch)
+            if out is None:
+                out = np.empty((n, vectors.shape[1]), np.float32)
+            elif vectors.shape[1] != out.shape[1]:
+                raise ModelError(
+                    f"encoder {getattr(encoder, 'name', encoder)!r} returned {vectors.shape[1]} features for rows "
+                    f"{start}-{start + len(batch) - 1}, {out.shape[1]} before; an encoder must keep one length"
+                )
+            out[start : start + len(batch)] = vectors
     if out is None:  # no images: the length is only known if the encoder says it
         try:
             dim = int(encoder.embedding_dim)

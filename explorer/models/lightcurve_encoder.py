@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from explorer.errors import ModelError
 from explorer.models.base import l2_normalise
@@ -45,6 +44,7 @@ from explorer.models.lightcurve_batch import (
     prepare_lightcurves,
     summary_names,
 )
+from explorer.progress import progress_bar
 
 ARCHITECTURE = "lightcurve-transformer"
 #: Ways to join the pooled transformer output and the summary statistics (see ``LightCurveTransformer.forward``).
@@ -465,14 +465,15 @@ class LightCurveEncoder:
                 b = collate(prepared, rows, max_len=self.max_len or cfg.max_len).to(self.device)
                 out[rows] = self.module(b).float().cpu().numpy()
 
-        bar = tqdm(total=len(chunks), desc="embed light curves", unit="batch", disable=not progress)
-        if workers > 1 and len(chunks) > 1:
-            _threaded(run, chunks, workers, bar)
-        else:
-            for rows in chunks:
-                run(rows)
-                bar.update()
-        bar.close()
+        with progress_bar(
+            total=len(chunks), desc="embed light curves", unit="batch", disable=not progress
+        ) as bar:
+            if workers > 1 and len(chunks) > 1:
+                _threaded(run, chunks, workers, bar)
+            else:
+                for rows in chunks:
+                    run(rows)
+                    bar.update()
         if not np.isfinite(out).all():
             raise ModelError(f"encoder {self.name!r} produced NaN/inf embeddings; check the light curves")
         return l2_normalise(out)

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from explorer.errors import DataError
 from explorer.models.lightcurve_batch import order_bands, prepare_lightcurves, summary_names
+from explorer.progress import progress_bar
 
 
 def summary_features(
@@ -104,19 +104,20 @@ def lomb_scargle_features(
     work = work.assign(werr=err)
     rows = []
     by_id = dict(tuple(work.groupby("id", sort=False)))
-    for object_id in tqdm(wanted, desc="Lomb-Scargle", unit="curve", disable=not progress):
-        g = by_id[object_id]
-        dy = g["werr"].to_numpy() if err is not None else None
-        if dy is not None and not (np.isfinite(dy).all() and (dy > 0).all()):
-            dy = None
-        period, power = _best_period(
-            g["time"].to_numpy(),
-            g["resid"].to_numpy(),
-            dy,
-            1.0 / max_period,
-            1.0 / min_period,
-            samples_per_peak,
-        )
-        q05, q95 = np.quantile(g["raw"].to_numpy(), [0.05, 0.95])
-        rows.append((np.log10(period), power, np.log10(max((q95 - q05) / 2, 1e-3))))
+    with progress_bar(wanted, desc="Lomb-Scargle", unit="curve", disable=not progress) as bar:
+        for object_id in bar:
+            g = by_id[object_id]
+            dy = g["werr"].to_numpy() if err is not None else None
+            if dy is not None and not (np.isfinite(dy).all() and (dy > 0).all()):
+                dy = None
+            period, power = _best_period(
+                g["time"].to_numpy(),
+                g["resid"].to_numpy(),
+                dy,
+                1.0 / max_period,
+                1.0 / min_period,
+                samples_per_peak,
+            )
+            q05, q95 = np.quantile(g["raw"].to_numpy(), [0.05, 0.95])
+            rows.append((np.log10(period), power, np.log10(max((q95 - q05) / 2, 1e-3))))
     return pd.DataFrame(rows, index=pd.Index(wanted, name="id"), columns=["log_period", "power", "log_amp"])

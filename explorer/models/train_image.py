@@ -108,24 +108,25 @@ def prepare_cutouts(
     Returns ``(x, keep)``: ``x`` float16 ``(n_kept, B, S, S)`` and ``keep`` ``(N,)`` bool (False for blank
     cutouts, which are left out of training with a warning).
     """
-    from tqdm.auto import tqdm
+    from explorer.progress import progress_bar
 
     n = len(images)
     if n == 0:
         raise DataError("no cutouts to train on; pass an (N, B, H, W) array with N > 0")
     parts, keep = [], np.ones(n, bool)
-    for s in tqdm(range(0, n, chunk), disable=not progress, desc="normalise cutouts", leave=False):
-        arr = np.asarray(images[s : s + chunk], dtype=np.float32)
-        if arr.ndim == 3:
-            arr = arr[:, None]
-        if arr.ndim != 4 or arr.shape[1] != model.bands:
-            raise DataError(
-                f"cutouts have shape {arr.shape[1:]} per object; expected ({model.bands}, H, W) for a "
-                f"{model.bands}-band encoder (set ImageModelConfig(bands=...))"
-            )
-        x, blank = normalise_cutouts(arr, model.input_size, model.crop)
-        keep[s : s + len(arr)] = ~blank
-        parts.append(x[~torch.from_numpy(blank)].half())
+    with progress_bar(range(0, n, chunk), disable=not progress, desc="normalise cutouts", leave=False) as bar:
+        for s in bar:
+            arr = np.asarray(images[s : s + chunk], dtype=np.float32)
+            if arr.ndim == 3:
+                arr = arr[:, None]
+            if arr.ndim != 4 or arr.shape[1] != model.bands:
+                raise DataError(
+                    f"cutouts have shape {arr.shape[1:]} per object; expected ({model.bands}, H, W) for a "
+                    f"{model.bands}-band encoder (set ImageModelConfig(bands=...))"
+                )
+            x, blank = normalise_cutouts(arr, model.input_size, model.crop)
+            keep[s : s + len(arr)] = ~blank
+            parts.append(x[~torch.from_numpy(blank)].half())
     if not keep.all():
         warnings.warn(
             f"{(~keep).sum()} blank cutout(s) (no finite pixel) left out of training, e.g. rows "
@@ -214,27 +215,27 @@ class _Trainer:
         return nt_xent(z1, z2, self.c.temperature)
 
     def run_epoch(self, progress: bool) -> float:
-        from tqdm.auto import tqdm
+        from explorer.progress import progress_bar
 
         g = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(len(self.x), generator=g, device=self.device)
         self.params.train()
         losses = []
-        bar = tqdm(
+        with progress_bar(
             range(self.steps_per_epoch), disable=not progress, leave=False, desc=f"epoch {self.epoch + 1}"
-        )
-        for i in bar:
-            lr = _lr_at(self.step, self.total_steps, self.warmup, self.c.lr)
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-            xb = self.x[order[i * self.batch_size : (i + 1) * self.batch_size]].float()
-            loss = self.loss(self.augment(xb, g), self.augment(xb, g))
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self.step += 1
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.1e}")
+        ) as bar:
+            for i in bar:
+                lr = _lr_at(self.step, self.total_steps, self.warmup, self.c.lr)
+                for group in self.opt.param_groups:
+                    group["lr"] = lr
+                xb = self.x[order[i * self.batch_size : (i + 1) * self.batch_size]].float()
+                loss = self.loss(self.augment(xb, g), self.augment(xb, g))
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                self.step += 1
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.1e}")
         self.epoch += 1
         return float(np.mean(losses))
 
@@ -329,7 +330,7 @@ def pretrain_images(
     Path
         ``out_dir``, loadable with :func:`~explorer.models.image_encoder.load_image_encoder`.
     """
-    from tqdm.auto import tqdm
+    from explorer.progress import progress_bar
 
     config = config or ImagePretrainConfig()
     if config.loss not in ("ntxent", "vicreg"):
@@ -365,14 +366,13 @@ def pretrain_images(
                 )
             trainer.restore(state_dir)
         last = epochs if stop_after is None else min(epochs, stop_after)
-        bar = tqdm(
+        with progress_bar(
             total=last, initial=trainer.epoch, disable=not progress, desc="pretrain images", unit="epoch"
-        )
-        while trainer.epoch < last:
-            t0 = time.perf_counter()
-            trainer._last_loss = round(trainer.run_epoch(progress), 5)
-            trainer.save(out_dir, signature, epochs, time.perf_counter() - t0)
-            bar.update(1)
-            bar.set_postfix(loss=trainer._last_loss)
-        bar.close()
+        ) as bar:
+            while trainer.epoch < last:
+                t0 = time.perf_counter()
+                trainer._last_loss = round(trainer.run_epoch(progress), 5)
+                trainer.save(out_dir, signature, epochs, time.perf_counter() - t0)
+                bar.update(1)
+                bar.set_postfix(loss=trainer._last_loss)
     return out_dir

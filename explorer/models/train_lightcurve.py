@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from explorer.errors import ModelError
 from explorer.models.checkpoints import load_checkpoint, load_extra_tensors, save_checkpoint
@@ -50,6 +49,7 @@ from explorer.models.lightcurve_encoder import (
     LightCurveTransformer,
     checkpoint_config,
 )
+from explorer.progress import progress_bar
 
 #: Config keys that may differ when resuming (they do not change the model's shape or meaning).
 _RESUMABLE_KEYS = {
@@ -231,26 +231,26 @@ def _run_epoch(
     model.train()
     order = rng.permutation(len(prepared))
     losses = []
-    bar = tqdm(
+    with progress_bar(
         range(0, len(order), cfg.batch_size),
         desc=f"pretrain epoch {epoch + 1}",
         unit="batch",
         disable=not progress,
         leave=False,
-    )
-    for start in bar:
-        rows = order[start : start + cfg.batch_size]
-        batch = _augment(collate(prepared, rows, max_len=cfg.max_len, rng=rng), cfg, rng)
-        hidden = epoch_mask(batch, cfg.mask_fraction, rng)
-        contrastive = cfg.contrastive_weight > 0 and len(rows) > 1
-        views = _contrastive_views(prepared, rows, cfg, rng, device) if contrastive else None
-        step += 1
-        if not hidden.any() and not contrastive:
-            continue
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step - 1, total, cfg)
-        losses.append(_train_step(model, optimizer, batch.to(device), hidden.to(device), cfg, views))
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    ) as bar:
+        for start in bar:
+            rows = order[start : start + cfg.batch_size]
+            batch = _augment(collate(prepared, rows, max_len=cfg.max_len, rng=rng), cfg, rng)
+            hidden = epoch_mask(batch, cfg.mask_fraction, rng)
+            contrastive = cfg.contrastive_weight > 0 and len(rows) > 1
+            views = _contrastive_views(prepared, rows, cfg, rng, device) if contrastive else None
+            step += 1
+            if not hidden.any() and not contrastive:
+                continue
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step - 1, total, cfg)
+            losses.append(_train_step(model, optimizer, batch.to(device), hidden.to(device), cfg, views))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
     return (float(np.mean(losses)) if losses else float("nan")), step
 
 
@@ -314,34 +314,41 @@ def pretrain_lightcurves(
     steps_per_epoch = math.ceil(len(prepared) / cfg.batch_size)
     total = epochs * steps_per_epoch
     step = int(info.get("steps", 0))
-    for epoch in tqdm(
+    with progress_bar(
         range(int(info.get("epochs_done", 0)), epochs), desc="pretrain", unit="epoch", disable=not progress
-    ):
-        t0, c0 = time.perf_counter(), time.process_time()
-        loss, step = _run_epoch(model, optimizer, prepared, cfg, epoch, seed, step, total, device, progress)
-        fit_pooled_stats(model, prepared, seed)
-        info = {
-            "epochs_done": epoch + 1,
-            "epochs": epochs,
-            "steps": step,
-            "seed": seed,
-            "loss_history": [*info.get("loss_history", []), loss],
-            "seconds": float(info.get("seconds", 0.0)) + time.perf_counter() - t0,
-            "cpu_seconds": float(info.get("cpu_seconds", 0.0)) + time.process_time() - c0,
-            "n_curves": len(prepared),
-            "data_fingerprint": fingerprint,
-            "device": str(device),
-            "torch_threads": torch.get_num_threads(),
-            "objective": "masked reconstruction of whole epochs"
-            + (f" + {cfg.contrastive_weight:g} x NT-Xent of two views" if cfg.contrastive_weight > 0 else ""),
-        }
-        save_checkpoint(
-            out_dir,
-            model,
-            checkpoint_config(cfg, training=info),
-            extra_tensors=optimizer_tensors(optimizer),
-            overwrite=True,
-        )
+    ) as bar:
+        for epoch in bar:
+            t0, c0 = time.perf_counter(), time.process_time()
+            loss, step = _run_epoch(
+                model, optimizer, prepared, cfg, epoch, seed, step, total, device, progress
+            )
+            fit_pooled_stats(model, prepared, seed)
+            info = {
+                "epochs_done": epoch + 1,
+                "epochs": epochs,
+                "steps": step,
+                "seed": seed,
+                "loss_history": [*info.get("loss_history", []), loss],
+                "seconds": float(info.get("seconds", 0.0)) + time.perf_counter() - t0,
+                "cpu_seconds": float(info.get("cpu_seconds", 0.0)) + time.process_time() - c0,
+                "n_curves": len(prepared),
+                "data_fingerprint": fingerprint,
+                "device": str(device),
+                "torch_threads": torch.get_num_threads(),
+                "objective": "masked reconstruction of whole epochs"
+                + (
+                    f" + {cfg.contrastive_weight:g} x NT-Xent of two views"
+                    if cfg.contrastive_weight > 0
+                    else ""
+                ),
+            }
+            save_checkpoint(
+                out_dir,
+                model,
+                checkpoint_config(cfg, training=info),
+                extra_tensors=optimizer_tensors(optimizer),
+                overwrite=True,
+            )
     if (
         previous is not None
         and int(info.get("epochs_done", 0)) >= epochs
