@@ -122,8 +122,8 @@ def run(case: Case, argv: list, cwd: Path, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-# A tqdm bar as drawn on stderr ("embed image:blobs:   0%|          | 0/1 [00:00<?, ?part/s]"), in case a command's
-# own bars (those not yet drawn through explorer.progress) run before its error.
+# A tqdm bar as drawn on stderr ("embed image:blobs:   0%|          | 0/1 [00:00<?, ?part/s]"), in case a bar from
+# outside explorer.progress (a library's) is drawn before a command's error.
 _BAR = re.compile(r"[^\r\n]*?\d+%\|[^|\r\n]*\|[^\r\n\[]*\[[^\]\r\n]*\]")
 
 
