@@ -36,6 +36,7 @@ def warm_up(path: str | Path) -> float:
     from bokeh.document import Document
 
     from explorer.app.explorer import Explorer
+    from explorer.errors import ExplorerError
 
     start = time.perf_counter()
     app = Explorer(path, user="warm-up", background=False)
@@ -49,7 +50,10 @@ def warm_up(path: str | Path) -> float:
             app.session.focus(str(with_lc.iloc[0]))
         app.session.clear()
     if data.embeddings is not None:  # built once per process: not on the first visitor's find-similar, which
-        data.similarity_index()  # would hold every session's event loop for as long (1.5 s at 1M objects)
+        try:  # would hold every session's event loop for as long (1.5 s at 1M objects)
+            data.similarity_index()
+        except ExplorerError as err:  # the app still serves; find-similar shows this reason when asked
+            print(f"Warning: find-similar is unavailable: {err}", file=sys.stderr, flush=True)
     return time.perf_counter() - start
 
 

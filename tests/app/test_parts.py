@@ -445,3 +445,16 @@ def test_warm_up_builds_the_similarity_index_before_the_first_visitor(fresh_work
     app.session.focus(str(app.data.frame["id"].iloc[0]))
     app.similar.from_focused()
     assert app.data.similarity_index() is index and len(app.session.gallery_ids) > 1
+
+
+def test_warm_up_still_serves_when_the_similarity_index_cannot_be_built(fresh_workspace, monkeypatch, capsys):
+    from explorer.app.data import AppData
+    from explorer.app.serve import warm_up
+    from explorer.errors import WorkspaceError
+
+    def broken(self):
+        raise WorkspaceError("the saved index is unreadable; run `explorer index WS` again")
+
+    monkeypatch.setattr(AppData, "similarity_index", broken)
+    warm_up(fresh_workspace)
+    assert "find-similar is unavailable: the saved index is unreadable" in capsys.readouterr().err
