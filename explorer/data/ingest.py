@@ -60,9 +60,7 @@ def add_objects(ws: Workspace, table: pd.DataFrame, *, source: str, images: Imag
         if stray.any():
             msg = (f"{source}: light curve of {lc['id'][stray].iloc[0]!r} has no catalogue row "
                    f"({lc['id'][stray].nunique()} objects)")
-            if not skip_bad:
-                raise DataError(msg + "; add the rows to the catalogue or pass --skip-bad")
-            warnings.warn(msg + "; skipped", stacklevel=2)
+            _refuse_or_skip(msg, "add the rows to the catalogue or pass --skip-bad", skip_bad, stacklevel=2)
             lc = lc[~stray]
     lc_ids = pd.Index(lc["id"].unique()) if lc is not None else pd.Index([])
 
@@ -97,9 +95,7 @@ def add_objects(ws: Workspace, table: pd.DataFrame, *, source: str, images: Imag
         empty = table["image_set"].isna() & ~table["has_lightcurve"]
         if empty.any() and (images is not None or lightcurves is not None):
             msg = f"{source}: object {table['id'][empty].iloc[0]!r} has neither a cutout nor a light curve ({int(empty.sum())} objects)"
-            if not skip_bad:
-                raise DataError(msg + "; remove those rows, supply their data, or pass --skip-bad")
-            warnings.warn(msg + "; skipped", stacklevel=2)
+            _refuse_or_skip(msg, "remove those rows, supply their data, or pass --skip-bad", skip_bad, stacklevel=2)
             table = table[~empty]
         if "source" not in table:
             table["source"] = source
@@ -153,10 +149,16 @@ def _match_ids(images: ImageInput, table: pd.DataFrame, source: str, skip_bad: b
     if not known.all():
         msg = (f"{images.source}: cutout {img_ids[~known][0]!r} has no catalogue row ({int((~known).sum())} "
                "cutouts)")
-        if not skip_bad:
-            raise DataError(msg + "; add them to the catalogue, check --id-column, or pass --skip-bad")
-        warnings.warn(msg + "; skipped", stacklevel=3)
+        _refuse_or_skip(msg, "add them to the catalogue, check --id-column, or pass --skip-bad", skip_bad, stacklevel=3)
     return np.flatnonzero(known)
+
+
+def _refuse_or_skip(msg: str, fix: str, skip_bad: bool, stacklevel: int) -> None:
+    """The ``--skip-bad`` rule: raise ``msg; fix`` as a :class:`DataError`, or with ``skip_bad`` warn ``msg; skipped``
+    (``stacklevel`` counted from the caller, as ``warnings.warn`` counts it)."""
+    if not skip_bad:
+        raise DataError(f"{msg}; {fix}")
+    warnings.warn(msg + "; skipped", stacklevel=stacklevel + 1)
 
 
 def _write_images(folder: Path, images: ImageInput, rows: np.ndarray, name: str, provenance, skip_bad: bool,
@@ -182,9 +184,7 @@ def _write_images(folder: Path, images: ImageInput, rows: np.ndarray, name: str,
             if nan_only.any():
                 msg = (f"{images.source}: cutout of {ids[sel][nan_only][0]!r} has no finite pixel (all NaN/inf) "
                        f"({int(nan_only.sum())} in this chunk)")
-                if not skip_bad:
-                    raise DataError(msg + "; remove the object or pass --skip-bad")
-                warnings.warn(msg + "; skipped", stacklevel=3)
+                _refuse_or_skip(msg, "remove the object or pass --skip-bad", skip_bad, stacklevel=3)
                 keep[a : a + CHUNK] = ~nan_only
             writer.write(slice(a, a + len(sel)), block)
     writer.close()
