@@ -50,11 +50,11 @@ def _model_graph_frozen(doc) -> Iterator[None]:
     plot update in one) end without a rebuild of their own.
     """
     models = getattr(doc, "models", None)
-    frozen = getattr(models, "_freeze_count", None)
-    if not isinstance(frozen, int) or "_explorer_changed" in vars(models):  # unknown Bokeh, or nested: as is
-        with contextlib.ExitStack() as stack:
-            if models is not None and not isinstance(frozen, int):
-                stack.enter_context(models.freeze())
+    if models is None or "_explorer_changed" in vars(models):  # nested: the outermost batch decides
+        yield
+        return
+    if not isinstance(getattr(models, "_freeze_count", None), int):  # a Bokeh without the counter: its freeze
+        with models.freeze():
             yield
         return
     changed = [False]
@@ -62,7 +62,8 @@ def _model_graph_frozen(doc) -> Iterator[None]:
     def invalidate() -> None:
         changed[0] = True
 
-    def pop_freeze() -> None:  # a nested freeze ending (HoloViews freezes around every plot update): not a change
+    def pop_freeze() -> None:
+        """A nested freeze ending (HoloViews freezes around every plot update): not a change by itself."""
         models._freeze_count -= 1
 
     roots = list(doc.roots)

@@ -139,11 +139,6 @@ class AppData:
         pos = int(self.catalog.lookup([object_id])[0])
         return None if pos < 0 else self.catalog.table.iloc[pos]
 
-    def cutout(self, object_id: str) -> np.ndarray | None:
-        """One object's cutout ``(bands, H, W)``, or None if it has none."""
-        found = self.cutouts([object_id])[0]
-        return None if found is None else found[0]
-
     def cutouts(self, ids) -> list[tuple[np.ndarray, tuple[str, ...]] | None]:
         """``(cutout (bands, H, W), band names)`` of each of ``ids``, None where an object has no cutout.
 
@@ -164,15 +159,7 @@ class AppData:
                     missing.setdefault(oid, []).append(k)
         if not missing:
             return out
-        wanted = list(missing)
-        pos = self.catalog.lookup(wanted)
-        sets = self.catalog.table["image_set"] if "image_set" in self.catalog.table.columns else None
-        by_store: dict[str, list[str]] = {}
-        for oid, p in zip(wanted, pos.tolist(), strict=True):
-            name = sets.iloc[p] if sets is not None and p >= 0 else None
-            if isinstance(name, str) and name in self.catalog.images:
-                by_store.setdefault(name, []).append(oid)
-        for name, members in by_store.items():
+        for name, members in self.catalog.image_sets_of(list(missing)).items():
             store = self.catalog.images[name]
             bands = tuple(str(b) for b in store.bands)
             try:

@@ -183,11 +183,11 @@ class Inspector(pn.viewable.Viewer):
 
         Every session hears every label (its own and other people's); most change nothing this one shows.
         """
-        ids = self.page_ids()
-        if self._labels_of(ids) != self._shown_labels:
+        ids, oid = self.page_ids(), self.session.focused_id
+        labels = self._labels_of(ids if oid is None else np.append(ids, np.array([oid], dtype=object)))
+        if {i: labels[i] for i in ids.tolist() if i in labels} != self._shown_labels:
             self._refresh_gallery()
-        oid = self.session.focused_id
-        if oid is not None and self._labels_of(np.array([oid], dtype=object)).get(oid) != self._shown_label:
+        if oid is not None and labels.get(oid) != self._shown_label:
             self._refresh_detail()
 
     @param.depends("page", "stretch", "interval", "band", "zoom", watch=True)
@@ -237,7 +237,7 @@ class Inspector(pn.viewable.Viewer):
         style = (self.stretch, self.interval, self.band, self.zoom)
         uris = [self._thumbs.get((oid, *style)) for oid in ids]
         todo = [oid for oid, uri in zip(ids, uris, strict=True) if uri is None]
-        made = dict(zip(todo, self.data.cutouts(todo), strict=True)) if todo else {}
+        made = dict(zip(todo, self.data.cutouts(todo), strict=True))
         for k, oid in enumerate(ids):
             key = (oid, *style)
             if uris[k] is not None:
@@ -246,7 +246,10 @@ class Inspector(pn.viewable.Viewer):
             found = made.get(oid)
             if found is None:
                 continue
-            uris[k] = self._thumbs[key] = cutouts.thumbnail_uri(found[0], 96, *style[:3], found[1], self.zoom)
+            pixels, bands = found
+            uris[k] = self._thumbs[key] = cutouts.thumbnail_uri(
+                pixels, 96, self.stretch, self.interval, self.band, bands, self.zoom
+            )
         while len(self._thumbs) > THUMB_CACHE:
             self._thumbs.popitem(last=False)
         return uris

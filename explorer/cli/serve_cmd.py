@@ -181,6 +181,7 @@ def serve_workspace(
     url = f"http://{address}:{port}/"
     procs = f" in {num_procs} processes" if num_procs > 1 else ""
     print(f"Explorer serving {ws.path} at {url}{procs} (Ctrl-C stops it)", flush=True)
+    parent = os.getpid()
     try:
         server = pn.serve(
             {"/": app_factory(ws.path)},
@@ -199,7 +200,7 @@ def serve_workspace(
     except OSError as err:
         raise ExplorerError(f"cannot listen on {address}:{port} ({err}); choose another --port") from err
     if num_procs > 1:  # here in each forked process: load the data, then take visitors
-        _exit_with_parent()
+        _exit_with_parent(parent)
         if warm:
             warm_up(ws.path)
         server.start()
@@ -207,15 +208,14 @@ def serve_workspace(
     return 0
 
 
-def _exit_with_parent() -> None:
-    """In a forked server process: be terminated when the process that forked it goes (``kill PID`` of the
-    ``explorer serve`` process must not leave servers running on the port). Linux only; elsewhere a no-op."""
+def _exit_with_parent(parent: int) -> None:
+    """In a process forked from ``parent``: be terminated when ``parent`` goes (``kill PID`` of the ``explorer
+    serve`` process must not leave servers running on the port). Linux only; elsewhere a no-op."""
     import ctypes
     import signal
 
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):

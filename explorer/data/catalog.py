@@ -307,14 +307,29 @@ class Catalog:
                "lightcurve": int(self.table["has_lightcurve"].sum()) if "has_lightcurve" in self.table else 0}
         return out
 
+    def image_sets_of(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """``{image set: those of ids whose cutout it holds}``, in the order given; ids without a cutout, or not in
+        the catalogue, are in none."""
+        wanted = _object_array(ids)
+        pos = self.lookup(wanted)
+        if "image_set" not in self.table.columns or not len(wanted):
+            return {}
+        names = self.table["image_set"].to_numpy(dtype=object)[np.maximum(pos, 0)]
+        groups: dict[str, list[str]] = {}
+        for oid, p, name in zip(wanted.tolist(), pos.tolist(), names.tolist(), strict=True):
+            if p >= 0 and isinstance(name, str) and name in self.images:
+                groups.setdefault(name, []).append(str(oid))
+        return groups
+
     def cutouts(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Cutouts of ``ids`` (all from one image set); see :meth:`cutout` for one object."""
-        rows = self.rows(ids)
-        sets = rows["image_set"].dropna().unique() if "image_set" in rows else []
-        if len(sets) == 0 or rows["image_set"].isna().any():
-            first = rows.loc[rows.get("image_set", pd.Series(index=rows.index)).isna(), "id"]
-            raise DataError(f"object {first.iloc[0] if len(first) else ids[0]!r} has no cutout")
-        return {name: self.images[name].get(rows.loc[rows.image_set == name, "id"].tolist()) for name in sets}
+        """Cutouts of ``ids`` by image set (:meth:`image_sets_of`); see :meth:`cutout` for one object."""
+        self.rows_of(ids)  # an unknown id: DataError naming it
+        groups = self.image_sets_of(ids)
+        have = {oid for members in groups.values() for oid in members}
+        lacking = [str(oid) for oid in _object_array(ids).tolist() if str(oid) not in have]
+        if lacking or not groups:
+            raise DataError(f"object {lacking[0] if lacking else ids[0]!r} has no cutout")
+        return {name: self.images[name].get(members) for name, members in groups.items()}
 
     def cutout(self, object_id: str) -> np.ndarray:
         """One object's cutout, float32 ``(bands, H, W)``."""
