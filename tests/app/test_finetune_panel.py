@@ -66,7 +66,9 @@ def test_the_button_finetunes_in_the_background_and_offers_the_new_map(embedded_
     panel._button.clicks += 1  # what a click in the browser does
     assert panel.running
     deadline = time.monotonic() + 50
-    while panel.running:
+    # the worker thread ends with one update (progress 100, done, not running); its watchers may still be running
+    # when this thread already sees running=False, so wait for the bar's last value too
+    while panel.running or (seen[-1:] != [100] and time.monotonic() < deadline):
         assert time.monotonic() < deadline, f"still {panel.stage!r} at {panel.progress}%"
         time.sleep(0.2)
 
