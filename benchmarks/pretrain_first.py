@@ -32,7 +32,13 @@ from explorer.models.train_image import STATE_DIR, ImagePretrainConfig, pretrain
 
 FIRST_RECIPE = ImagePretrainConfig(
     model=ImageModelConfig(
-        bands=1, input_size=64, crop=128, stretches=(0.02, 0.5), widths=(32, 64, 128, 256)
+        bands=1,
+        input_size=64,
+        crop=128,
+        stretches=(0.02, 0.5),
+        widths=(32, 64, 128, 256),
+        stem_stride=2,
+        first_stride=1,
     ),
     augment=AugmentConfig(max_shift=3.0, scale=(0.9, 1.1), blur_sigma=(0.0, 1.0), noise_level=(0.0, 1.0)),
     loss="ntxent",
@@ -68,7 +74,7 @@ def recipe_from_args(args: argparse.Namespace) -> ImagePretrainConfig:
         k: v
         for k, v in {
             "loss": args.loss, "temperature": args.temperature, "batch_size": args.batch_size, "lr": args.lr,
-            "threads": args.threads, "warmup_epochs": args.warmup_epochs,
+            "threads": args.threads, "warmup_epochs": args.warmup_epochs, "support_size": args.support_size,
         }.items()
         if v is not None
     }  # fmt: skip
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> Path:
         ("--widths", str), ("--first-stride", int), ("--crop", int), ("--size", int), ("--stretches", str),
         ("--embedding-dim", int), ("--scale", float), ("--max-shift", float), ("--loss", str),
         ("--temperature", float), ("--batch-size", int), ("--lr", float), ("--threads", int),
+        ("--support-size", int),
     ]:  # fmt: skip
         p.add_argument(name, type=typ, default=None)
     args = p.parse_args(argv)

@@ -2,7 +2,8 @@
 
 :func:`pretrain_images` normalises the cutouts once, then for every step draws a batch, makes two random views
 (:class:`~explorer.models.augment.ImageAugment`), and pulls each pair together through the projection head
-(NT-Xent, or VICReg). A checkpoint is written after every epoch::
+(NT-Xent; NNCLR, which pulls each view towards the nearest *other* image seen recently; or VICReg). A
+checkpoint is written after every epoch::
 
     out_dir/model.safetensors, config.json   the encoder alone: what `load_image_encoder(out_dir)` reads
     out_dir/train_state/                     encoder + projector + AdamW state + epoch: what resuming reads
@@ -33,7 +34,7 @@ from explorer.models.augment import AugmentConfig, ImageAugment
 from explorer.models.checkpoints import load_checkpoint, load_extra_tensors, save_checkpoint
 from explorer.models.heads import ProjectionHead
 from explorer.models.image_encoder import ARCHITECTURE, ImageCNN, ImageModelConfig, normalise_cutouts
-from explorer.models.losses import nt_xent, vicreg
+from explorer.models.losses import SupportSet, nnclr, nt_xent, vicreg
 
 __all__ = ["ImagePretrainConfig", "pretrain_images", "prepare_cutouts"]
 
@@ -54,9 +55,14 @@ class ImagePretrainConfig:
         Architecture and preprocessing of the encoder.
     augment : AugmentConfig
         Strength of the augmentations that make the two views.
-    loss : {"ntxent", "vicreg"}
+    loss : {"ntxent", "nnclr", "vicreg"}
+        ``"nnclr"`` trains with plain NT-Xent until the support set is full, then with
+        :func:`~explorer.models.losses.nnclr`.
     temperature : float
-        NT-Xent temperature.
+        NT-Xent / NNCLR temperature.
+    support_size : int
+        NNCLR support set: projections of this many recent images (about the data set's size on small
+        data sets; an image is never its own neighbour).
     batch_size : int
         Images per step (each gives two views).
     lr : float
@@ -76,6 +82,7 @@ class ImagePretrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: str = "ntxent"
     temperature: float = 0.2
+    support_size: int = 4096
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -203,8 +210,11 @@ class _Trainer:
         self.step = 0
         self.epoch = 0
         self.history: list[dict] = []
+        self.support = None
+        if config.loss == "nnclr":
+            self.support = SupportSet(config.support_size, config.projector_dim, device)
 
-    def loss(self, v1: Tensor, v2: Tensor) -> Tensor:
+    def loss(self, v1: Tensor, v2: Tensor, ids: Tensor) -> Tensor:
         dev = "cuda" if str(self.device).startswith("cuda") else "cpu"
         bf16 = self.c.bf16 if self.c.bf16 is not None else dev == "cuda"
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
@@ -212,7 +222,15 @@ class _Trainer:
         z1, z2 = z.float().chunk(2)
         if self.c.loss == "vicreg":
             return vicreg(z1, z2)
-        return nt_xent(z1, z2, self.c.temperature)
+        if self.support is None:
+            return nt_xent(z1, z2, self.c.temperature)
+        if len(self.support) < len(self.support.z):
+            loss = nt_xent(z1, z2, self.c.temperature)
+        else:
+            nn1, nn2 = self.support.nearest(z1, ids), self.support.nearest(z2, ids)
+            loss = nnclr(z1, z2, nn1, nn2, self.c.temperature)
+        self.support.add(z1, ids)
+        return loss
 
     def run_epoch(self, progress: bool) -> float:
         from explorer.progress import progress_bar
@@ -228,8 +246,9 @@ class _Trainer:
                 lr = _lr_at(self.step, self.total_steps, self.warmup, self.c.lr)
                 for group in self.opt.param_groups:
                     group["lr"] = lr
-                xb = self.x[order[i * self.batch_size : (i + 1) * self.batch_size]].float()
-                loss = self.loss(self.augment(xb, g), self.augment(xb, g))
+                ids = order[i * self.batch_size : (i + 1) * self.batch_size]
+                xb = self.x[ids].float()
+                loss = self.loss(self.augment(xb, g), self.augment(xb, g), ids)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
@@ -250,7 +269,7 @@ class _Trainer:
             out_dir / STATE_DIR,
             self.params,
             state_cfg,
-            extra_tensors=_flatten_optimizer(self.opt),
+            extra_tensors=_flatten_optimizer(self.opt) | (self.support.state() if self.support else {}),
             overwrite=True,
         )
         summary = {k: train[k] for k in ("epoch", "step", "epochs")} | {
@@ -263,7 +282,10 @@ class _Trainer:
     def restore(self, state_dir: Path) -> None:
         state, cfg = load_checkpoint(state_dir, architecture=STATE_ARCH)
         self.params.load_state_dict(state)
-        _unflatten_optimizer(self.opt, load_extra_tensors(state_dir))
+        extra = load_extra_tensors(state_dir)
+        _unflatten_optimizer(self.opt, extra)
+        if self.support is not None:
+            self.support.load(extra)
         self.epoch, self.step = cfg["train"]["epoch"], cfg["train"]["step"]
         self.history = cfg["train"]["history"]
 
@@ -333,8 +355,8 @@ def pretrain_images(
     from explorer.progress import progress_bar
 
     config = config or ImagePretrainConfig()
-    if config.loss not in ("ntxent", "vicreg"):
-        raise ModelError(f"loss {config.loss!r} is not known; use 'ntxent' or 'vicreg'")
+    if config.loss not in ("ntxent", "nnclr", "vicreg"):
+        raise ModelError(f"loss {config.loss!r} is not known; use 'ntxent', 'nnclr' or 'vicreg'")
     if epochs < 1:
         raise ModelError(f"epochs={epochs}; train for at least 1 epoch")
     out_dir = Path(out_dir)

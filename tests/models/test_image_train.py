@@ -107,3 +107,35 @@ def test_losses_reward_matching_views():
     other = torch.randn(16, 8, generator=g)
     assert nt_xent(z, z + 0.01 * other) < nt_xent(z, other)
     assert vicreg(z, z + 0.01 * other) < vicreg(z, other)
+
+
+def test_nnclr_pulls_towards_the_neighbour_of_another_image():
+    from explorer.models.losses import SupportSet, nnclr
+
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(8, 4, generator=g)
+    other = torch.randn(8, 4, generator=g)
+    assert nnclr(z, z, z + 0.01 * other, z + 0.01 * other) < nnclr(z, z, other, other)
+    support = SupportSet(4, 4)
+    support.add(torch.eye(4), torch.tensor([0, 1, 2, 3]))
+    # row 0 is image 0 and matches entry 0 best, but an image is never its own neighbour
+    nearest = support.nearest(torch.tensor([[1.0, 0.5, 0, 0], [1.0, 0.5, 0, 0]]), torch.tensor([0, 7]))
+    assert torch.equal(nearest, torch.eye(4)[[1, 0]])
+    support.add(torch.eye(4)[:2] * 3, torch.tensor([8, 9]))  # oldest two out, normalised on the way in
+    assert sorted(support.ids.tolist()) == [2, 3, 8, 9] and torch.allclose(
+        support.z.norm(dim=1), torch.ones(4)
+    )
+
+
+def test_nnclr_run_resumes_exactly_and_refuses_unknown_losses(images, tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(CONFIG, loss="nnclr", support_size=8)  # full after one step: NNCLR from the second step on
+    straight = _weights(pretrain_images(images, cfg, tmp_path / "s", epochs=2, progress=False))
+    pretrain_images(images, cfg, tmp_path / "p", epochs=2, stop_after=1, progress=False)
+    resumed = _weights(pretrain_images(images, cfg, tmp_path / "p", epochs=2, progress=False))
+    assert all(torch.allclose(straight[k], resumed[k], atol=1e-6) for k in straight)
+    ntxent = _weights(_run(images, tmp_path / "n", epochs=2))
+    assert not all(torch.allclose(straight[k], ntxent[k]) for k in straight)
+    with pytest.raises(ModelError, match="nnclr"):
+        pretrain_images(images, replace(CONFIG, loss="byol"), tmp_path / "b", progress=False)
