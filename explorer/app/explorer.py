@@ -9,7 +9,7 @@ from pathlib import Path
 import panel as pn
 import param
 
-from explorer.app.background import batch_callback
+from explorer.app.background import batch_callback, reuse_page_stylesheets
 from explorer.app.data import AppData, current_user, load_app_data
 from explorer.app.discovery_view import DiscoveryCurve
 from explorer.app.exporter import Exporter
@@ -152,6 +152,10 @@ class Explorer(pn.viewable.Viewer):
             pn.state.onload(
                 lambda: pn.state.add_periodic_callback(batch_callback(self.poll_labels), period=LABEL_POLL_MS)
             )
+            doc = pn.state.curdoc
+            pn.state.onload(lambda: reuse_page_stylesheets(doc))
+            if pn.state.location is not None:  # Panel empties its stylesheet cache when the address arrives
+                pn.state.location.param.watch(lambda *_: reuse_page_stylesheets(doc), "pathname")
         tools = pn.Column(
             pn.Row(
                 pn.pane.HTML("<b>Find similar</b>", margin=(14, 5), width=90),
