@@ -38,6 +38,7 @@ class LiveRanking:
         self.scorer_ = None
         self.scores_: np.ndarray | None = None
         self.n_labels_ = 0
+        self.from_saved_scores_ = False
         self._lock = threading.Lock()
 
     @property
@@ -58,21 +59,38 @@ class LiveRanking:
             )
         return None
 
+    def prepare(self) -> bool:
+        """Fit the ranker without labels (once; a no-op after), so the first label only updates it.
+
+        At 1M objects the fit holds the interpreter for ~1.6 s; the server calls this at warm-up rather than
+        on the first label, when it would stall every session of the process. Returns False if unavailable.
+        """
+        if self.reason_unavailable:
+            return False
+        with self._lock:
+            self._fit_once()
+        return True
+
+    def _fit_once(self) -> None:
+        if self.scorer_ is not None:
+            return
+        from explorer.analysis.anomaly import AnomalyScorer
+
+        emb = self.data.embeddings
+        scorer = AnomalyScorer(random_state=0)
+        prior = saved_prior_scores(self.data.ws, emb, scorer.get_params())
+        self.from_saved_scores_ = prior is not None
+        self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior)
+        # built once: positions of the map's rows among the embedded ids (no per-label work over all ids)
+        self._index = pd.Index(np.asarray(emb.ids, dtype=object))
+        self._frame_pos = self._index.get_indexer(self.data.frame["id"].to_numpy(dtype=object))
+
     def relearn(self) -> np.ndarray | None:
         """Update the ranker with every current label; returns scores per map row (None if unavailable)."""
         if self.reason_unavailable:
             return None
         with self._lock:
-            emb = self.data.embeddings
-            if self.scorer_ is None:
-                from explorer.analysis.anomaly import AnomalyScorer
-
-                scorer = AnomalyScorer(random_state=0)
-                prior = saved_prior_scores(self.data.ws, emb, scorer.get_params())
-                self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior)
-                # built once: positions of the map's rows among the embedded ids (no per-label work over all ids)
-                self._index = pd.Index(np.asarray(emb.ids, dtype=object))
-                self._frame_pos = self._index.get_indexer(self.data.frame["id"].to_numpy(dtype=object))
+            self._fit_once()
             store = self.data.labels
             labels = {}
             if store is not None:

@@ -29,13 +29,15 @@ def app_factory(path: str | Path) -> Callable[[], object]:
 
 
 def warm_up(path: str | Path) -> float:
-    """Load the workspace data, render the app once and build the similarity index, so Datashader's and Numba's
-    compilation and the index happen before the first visitor arrives; returns the seconds it took."""
+    """Load the workspace data, render the app once, build the similarity index and fit the live ranking, so
+    Datashader's and Numba's compilation, the index and the fit happen before the first visitor arrives; returns
+    the seconds it took."""
     import time
 
     from bokeh.document import Document
 
     from explorer.app.explorer import Explorer
+    from explorer.app.ranking import live_ranking
     from explorer.errors import ExplorerError
 
     start = time.perf_counter()
@@ -54,6 +56,18 @@ def warm_up(path: str | Path) -> float:
             data.similarity_index()
         except ExplorerError as err:  # the app still serves; find-similar shows this reason when asked
             print(f"Warning: find-similar is unavailable: {err}", file=sys.stderr, flush=True)
+        try:  # likewise the live ranking's fit, which the first label would otherwise pay on everyone's time
+            t0 = time.perf_counter()
+            ranking = live_ranking(data)
+            if ranking.prepare() and not ranking.from_saved_scores_ and time.perf_counter() - t0 > 5:
+                print(
+                    f"Note: fitting the live anomaly ranking took {time.perf_counter() - t0:.0f} s: the workspace "
+                    "has no saved scores for these embeddings; `explorer score WS` saves them and shortens this",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        except ExplorerError as err:  # labels are still saved; the ranking re-learns on the first label
+            print(f"Warning: the live ranking could not be prepared: {err}", file=sys.stderr, flush=True)
     return time.perf_counter() - start
 
 

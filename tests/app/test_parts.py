@@ -440,7 +440,8 @@ def test_id_lookups_agree_with_a_plain_dictionary(app_workspace, monkeypatch, ar
     assert data.row("no-such-id") is None and data.row(table_ids[7])["id"] == table_ids[7]
 
 
-def test_warm_up_builds_the_similarity_index_before_the_first_visitor(fresh_workspace):
+def test_warm_up_builds_the_similarity_index_and_ranking_before_the_first_visitor(fresh_workspace):
+    from explorer.app.ranking import live_ranking
     from explorer.app.serve import warm_up
 
     warm_up(fresh_workspace)
@@ -450,6 +451,13 @@ def test_warm_up_builds_the_similarity_index_before_the_first_visitor(fresh_work
     app.session.focus(str(app.data.frame["id"].iloc[0]))
     app.similar.from_focused()
     assert app.data.similarity_index() is index and len(app.session.gallery_ids) > 1
+    ranking = live_ranking(app.data)
+    fitted = ranking.scorer_
+    assert fitted is not None and ranking.n_labels_ == 0  # fitted without labels: the first label only updates
+    first = str(app.data.frame["id"].iloc[1])
+    app.data.labels.add([first], "anomaly", user="first-visitor")
+    scores = ranking.relearn()
+    assert ranking.scorer_ is fitted and ranking.n_labels_ == 1 and np.isfinite(scores).any()
 
 
 def test_warm_up_still_serves_when_the_similarity_index_cannot_be_built(fresh_workspace, monkeypatch, capsys):
