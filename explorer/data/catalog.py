@@ -314,7 +314,8 @@ class Catalog:
         pos = self.lookup(wanted)
         if "image_set" not in self.table.columns or not len(wanted):
             return {}
-        names = self.table["image_set"].to_numpy(dtype=object)[np.maximum(pos, 0)]
+        # only the rows asked for: converting the whole column (1M rows) cost ~50 ms per gallery page
+        names = self.table["image_set"].take(np.maximum(pos, 0)).to_numpy(dtype=object)
         groups: dict[str, list[str]] = {}
         for oid, p, name in zip(wanted.tolist(), pos.tolist(), names.tolist(), strict=True):
             if p >= 0 and isinstance(name, str) and name in self.images:
