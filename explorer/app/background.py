@@ -1,4 +1,6 @@
-"""Run slow work (fine-tuning, re-learning the ranking) off the server's event loop and hand results back to it."""
+"""How the served page is updated: slow work (fine-tuning, re-learning the ranking) off the server's event loop with
+results handed back to it, batched updates that rebuild Bokeh's model graph only when needed, and Panel's
+stylesheet cache kept for the page."""
 
 from __future__ import annotations
 
@@ -38,12 +40,11 @@ def reuse_page_stylesheets(doc) -> None:
         return
     import panel as pn
     from bokeh.models import ImportedStyleSheet
+    from panel.io.resources import CDN_DIST
 
     cache = pn.state._stylesheets.get(doc)
     if cache is None:
         cache = pn.state._stylesheets[doc] = {}
-    from panel.io.resources import CDN_DIST
-
     dist_url = doc._template_variables.get("dist_url", CDN_DIST)  # as Panel's own lookup does
     for model in list(doc.models):
         if isinstance(model, ImportedStyleSheet) and model.url:
