@@ -56,7 +56,8 @@ def test_a_batch_that_fails_leaves_the_page_usable():
 
 def test_a_pane_update_after_panel_drops_its_stylesheet_cache_sends_no_new_stylesheets():
     """Panel empties a page's stylesheet cache when the browser reports its address; each pane's next update then
-    re-sent its stylesheets and the browser re-laid out the whole page (~2 s of the first lasso at 1M objects)."""
+    re-sent its stylesheets and the browser re-laid out the whole page (~2 s of the first lasso at 1M objects).
+    With Panel 1.9 this fails without ``reuse_page_stylesheets`` (the update brings new stylesheet models)."""
     import panel as pn
 
     from explorer.app.background import reuse_page_stylesheets
@@ -68,11 +69,6 @@ def test_a_pane_update_after_panel_drops_its_stylesheet_cache_sends_no_new_style
         doc.add_root(root)
         pn.state._stylesheets.pop(doc, None)  # what panel.io.location does when the address arrives
         return doc, panes, [p._models[root.ref["id"]][0] for p in panes]
-
-    doc, panes, models = render()
-    sheets = [list(m.stylesheets) for m in models]
-    panes[0].object = "changed"
-    assert models[0].stylesheets != sheets[0]  # Panel's behaviour without the app's help: new models
 
     doc, panes, models = render()
     sheets = [list(m.stylesheets) for m in models]
