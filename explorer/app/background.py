@@ -37,36 +37,38 @@ def reuse_page_stylesheets(doc) -> None:
     among them and gets a new model as before.
     """
     import panel as pn
+    from panel.io import resources
+
+    uses = ("CDN_DIST", "JS_VERSION", "LOCAL_DIST", "patch_stylesheet")  # Panel's own bookkeeping (1.4-1.9):
+    if doc is None or not hasattr(pn.state, "_stylesheets") or not all(hasattr(resources, n) for n in uses):
+        return  # a Panel without it only loses this speed-up
     from bokeh.models import ImportedStyleSheet
 
-    try:  # Panel's own bookkeeping (1.4-1.9); a Panel without it only loses this speed-up
-        from panel.io.resources import CDN_DIST, JS_VERSION, LOCAL_DIST, patch_stylesheet  # noqa: F401
-    except ImportError:
-        return
-    if doc is None or not hasattr(pn.state, "_stylesheets"):
-        return
     cache = pn.state._stylesheets.get(doc)
     if cache is None:
         cache = pn.state._stylesheets[doc] = {}
-    dist_url = doc._template_variables.get("dist_url", CDN_DIST)  # as Panel's own lookup does
+    dist_url = doc._template_variables.get("dist_url", resources.CDN_DIST)  # as Panel's own lookup does
     for model in list(doc.models):
         if isinstance(model, ImportedStyleSheet) and model.url:
-            for url in _cache_keys_for(str(model.url), dist_url):
+            for url in _cache_keys_for(str(model.url), dist_url, resources):
                 cache.setdefault(url, model)
 
 
-def _cache_keys_for(url: str, dist_url: str) -> list[str]:
-    """The URLs Panel's ``patch_stylesheet`` turns into ``url`` for this page (``url`` itself included)."""
+def _cache_keys_for(url: str, dist_url: str, resources) -> list[str]:
+    """The URLs Panel's ``resources.patch_stylesheet`` turns into ``url`` for this page (``url`` itself included)."""
     from bokeh.models import ImportedStyleSheet
-    from panel.io.resources import CDN_DIST, JS_VERSION, LOCAL_DIST, patch_stylesheet
 
     keys = [url]
-    rest = url.removesuffix(f"?v={JS_VERSION}")
+    rest = url.removesuffix(f"?v={resources.JS_VERSION}")
     if rest.startswith(dist_url):
         tail = rest[len(dist_url) :]
-        for candidate in (CDN_DIST + tail, LOCAL_DIST + tail, CDN_DIST + dist_url + tail):
+        for candidate in (
+            resources.CDN_DIST + tail,
+            resources.LOCAL_DIST + tail,
+            resources.CDN_DIST + dist_url + tail,
+        ):
             probe = ImportedStyleSheet(url=candidate)
-            patch_stylesheet(probe, dist_url)
+            resources.patch_stylesheet(probe, dist_url)
             if probe.url == url:
                 keys.append(candidate)
     return keys
