@@ -22,11 +22,16 @@ Methods (``space`` column):
   ``k`` independent uniform ranks is that high, so objects with two modalities are not favoured);
 - ``max-rank/group``: the same, but each modality ranked within the objects that share the same set of
   modalities (e.g. galaxy cutouts among image-only objects, star cutouts among objects with a light curve);
-- ``workspace``: what ``score_workspace`` (``explorer score WS``) saves with its defaults.
+- ``workspace``: what ``score_workspace`` (``explorer score WS``) saves with its defaults: the kNN score of the
+  joint space, of each modality's space, and the cutout artefact statistics (hot pixels, satellite trails),
+  combined as the best tail significance (:mod:`explorer.analysis.detectors`); ``workspace, --embeddings-only``:
+  the kNN score of the joint space alone (what the engine saved before); then each extra detector alone (ranked
+  among the objects it applies to) and the same detectors combined by rank (``max-rank``) instead.
 
 Then a labelling session with an oracle (skip with ``--no-feedback``): the top unlabelled object is viewed and
 labelled (anomaly if it is an oddity, else normal), the ranking re-learns, for 1 % of the catalogue; it reports
-the oddities found in those views, per class, for kNN + kernel feedback and for the forest + AAD.
+the oddities found in those views, per class, for kNN + kernel feedback and for the forest + AAD, and for
+kNN + kernel feedback starting from the saved workspace scores (what the app's live ranking does).
 
 Prints one table and, with ``--json PATH``, writes every row plus the load average.
 """
@@ -182,21 +187,37 @@ def run(ws: Workspace, seed: int, feedback: bool = True) -> list[dict[str, Any]]
             print(format_discovery(rows[-1]), flush=True)
     from explorer.analysis.workspace_ops import score_workspace
 
-    t0 = time.perf_counter()
-    version = score_workspace(ws, progress=False, random_state=seed)
-    sec = time.perf_counter() - t0
-    saved, meta = ws.scores(version)
-    s = saved.set_index("id")["score"].reindex(pd.Index(all_ids)).to_numpy()
-    add(f"workspace ({meta['method']})", meta.get("space", "joint"), s, all_ids, sec)
+    for detectors in (False, True):
+        t0 = time.perf_counter()
+        version = score_workspace(ws, progress=False, random_state=seed, detectors=detectors)
+        sec = time.perf_counter() - t0
+        saved, meta = ws.scores(version)
+        saved = saved.set_index("id").reindex(pd.Index(all_ids))
+        name = "workspace" if detectors else "workspace, --embeddings-only"
+        add(f"{name} ({meta['method']})", meta.get("space", "joint"), saved["score"].to_numpy(), all_ids, sec)
+    # the detectors one by one, and the same detectors combined by rank (every detector the same share of
+    # the top) instead of tail significance
+    for name in meta["detectors"][1:]:
+        has = saved[name].notna().to_numpy()
+        add(name, "detector", saved[name].to_numpy()[has], all_ids[has], None)
+    percentiles = pd.DataFrame({d: pd.Series(rank_percentile(saved[d].dropna().to_numpy()),
+                                             index=saved[d].dropna().index) for d in meta["detectors"]})
+    add("detectors max-rank", "-", max_rank(percentiles.reindex(pd.Index(all_ids))), all_ids, None)
+    if feedback:
+        rows.append(discovery(np.asarray(joint.vectors), all_ids, odd_all, cls_all, "knn", seed,
+                              prior=saved["score"].to_numpy(np.float64), label="workspace+kernel feedback"))
+        print(format_discovery(rows[-1]), flush=True)
     return rows
 
 
 def discovery(
-    X: np.ndarray, ids: np.ndarray, odd: np.ndarray, cls: np.ndarray, method: str, seed: int
+    X: np.ndarray, ids: np.ndarray, odd: np.ndarray, cls: np.ndarray, method: str, seed: int,
+    prior: np.ndarray | None = None, label: str | None = None,
 ) -> dict[str, Any]:
     """An oracle views the top unlabelled object, labels it (anomaly if an oddity, else normal), re-rank; repeat
-    for 1 % of the catalogue. Oddities found in that budget, beside the static top 1 %, and ms per re-rank."""
-    scorer = AnomalyScorer(method=method, random_state=seed).fit(X, ids)
+    for 1 % of the catalogue. Oddities found in that budget, beside the static top 1 %, and ms per re-rank.
+    ``prior``: start from these scores (the saved ones, as the app's live ranking does)."""
+    scorer = AnomalyScorer(method=method, random_state=seed).fit(X, ids, prior_scores=prior)
     budget = max(int(round(0.01 * len(ids))), 1)
     static = scorer.rank_rows(top=budget)
     seen, times = [], []
@@ -208,7 +229,7 @@ def discovery(
         times.append(time.perf_counter() - t0)
     seen_a = np.asarray(seen)
     row = {
-        "method": f"{method}+{scorer.feedback_} feedback",
+        "method": label or f"{method}+{scorer.feedback_} feedback",
         "space": "joint",
         "budget": budget,
         "oddities": int(odd.sum()),
@@ -224,7 +245,7 @@ def discovery(
 def format_discovery(row: dict[str, Any]) -> str:
     classes = " ".join(f"{row[f'{c}_found']:>3}" for c in ODDITIES)
     return (
-        f"{row['method']:<24}first {row['budget']} viewed: {row['feedback_top1']:.2f} of the oddities "
+        f"{row['method']:<30}first {row['budget']} viewed: {row['feedback_top1']:.2f} of the oddities "
         f"(static ranking {row['static_top1']:.2f}); per class {classes}; {row['update_ms_median']} ms/label"
     )
 
@@ -233,7 +254,7 @@ def format_row(row: dict[str, Any]) -> str:
     classes = " ".join(f"{row[f'{c}_top1']:>3}/{row[f'{c}_n']:<3}" for c in ODDITIES)
     sec = "" if row["seconds"] is None else f"{row['seconds']:.1f}"
     return (
-        f"{row['method']:<18}{row['space']:<16}{row['n']:>7}{row['oddities']:>5}{row['top1']:>7.2f}"
+        f"{row['method']:<30}{row['space']:<12}{row['n']:>7}{row['oddities']:>5}{row['top1']:>7.2f}"
         f"{row['top5']:>7.2f}{row['auc']:>7.3f}  {classes}{sec:>8}"
     )
 
@@ -241,7 +262,7 @@ def format_row(row: dict[str, Any]) -> str:
 def header() -> str:
     classes = " ".join(f"{c[:7]:<7}" for c in ODDITIES)
     return (
-        f"{'method':<18}{'space':<16}{'n':>7}{'odd':>5}{'top1%':>7}{'top5%':>7}{'AUC':>7}  {classes}"
+        f"{'method':<30}{'space':<12}{'n':>7}{'odd':>5}{'top1%':>7}{'top5%':>7}{'AUC':>7}  {classes}"
         f"{'sec':>8}\n" + "-" * 150
     )
 

@@ -124,6 +124,7 @@ def score_workspace(
     scheduler: str | None = None,
     part_rows: int = PART_ROWS,
     scorer_params: dict | None = None,
+    detectors: bool = True,
 ) -> str:
     """Unsupervised anomaly scores (higher = more anomalous) of the current embeddings; returns the version.
 
@@ -133,6 +134,14 @@ def score_workspace(
     scored in partitions of ``part_rows``, in process or on Dask (``scheduler``: ``"local[:N]"`` or an
     address), with identical results; objects of the fitted sample keep their fitted scores (a kNN reference
     object is not its own neighbour).
+
+    With ``detectors`` (default), more than one detector looks at each object and the saved ``score`` is the
+    best of their tail significances (:mod:`explorer.analysis.detectors`, in decades of rarity):
+    the scorer on ``space``, the same scorer on each modality's own space when ``space`` is ``"joint"`` and the
+    embeddings have several (a light curve's oddity is not diluted by its star's cutout), and the cutout
+    artefact statistics ``hot_pixel`` and ``trail`` of every image set (:mod:`explorer.analysis.artefacts`).
+    Each detector's raw score is saved beside ``score`` (columns named in the metadata's ``detectors``).
+    With a single detector (imported vectors, no cutouts) ``score`` is the scorer's own score.
 
     Parameters
     ----------
@@ -147,10 +156,11 @@ def score_workspace(
         kNN costs ``n x reference_size x d`` (~8 s of CPU per 100k objects of 64-d at 8,192), a smaller
         reference is 4x cheaper and less local (21-23 % of the simulated oddities in the top 1 % instead of
         25-29 %). Saved in the version's metadata.
+    detectors : bool
+        False: only the scorer on ``space`` (what the engine did before the other detectors; cheaper at 10M
+        objects with cutouts: the artefact statistics read every cutout, ~1.5 ms each on one core).
     """
     from explorer.analysis.anomaly import AnomalyScorer
-    from explorer.analysis.distributed import sample_rows, score_partitions, take_rows
-    from explorer.analysis.index_store import embedding_files
 
     params = AnomalyScorer(random_state=random_state).get_params()
     if method is not None:
@@ -161,7 +171,53 @@ def score_workspace(
     if unknown:
         raise DataError(f"unknown anomaly scorer parameter(s) {unknown}; choose from {sorted(params)}")
     params.update(scorer_params or {})
-    version, vec_path, ids_path, _ = embedding_files(ws, space)
+    fit = {"sample_size": sample_size, "scheduler": scheduler, "part_rows": part_rows, "progress": progress}
+    version, ids_path, scores, seconds, fit_rows = _score_space(ws, space, params, random_state, **fit)
+    table = pd.DataFrame({"id": _id_column(ids_path), "score": scores})
+    found: dict[str, np.ndarray] = {}
+    if detectors:
+        found = _other_detectors(ws, version, space, params, random_state, table["id"], fit, seconds)
+    names = []
+    if found:
+        from explorer.analysis.detectors import combine
+
+        first = f"{params['method']}_{space}"
+        found = {first: scores, **found}
+        t0 = time.perf_counter()
+        table["score"] = combine(found).astype(np.float32)
+        for name, values in found.items():
+            table[name] = np.asarray(values, dtype=np.float32)
+        names = list(found)
+        seconds["combine"] = round(time.perf_counter() - t0, 1)
+    score_version = ws.save_product(
+        "scores",
+        tables={"scores": table},
+        arrays={"score": table["score"].to_numpy(np.float32)},
+        meta={
+            "method": params["method"],
+            "params": params,
+            "embeddings": version,
+            "space": space,
+            "detectors": names,
+            "combination": "max tail significance (decades)" if names else None,
+            "direction": "higher = more anomalous",
+            "fit_sample": fit_rows,
+            "scheduler": scheduler or "in-process",
+            "seconds": seconds,
+        },
+    )
+    log.info("saved anomaly scores %s (%s)", score_version, params["method"])
+    return score_version
+
+
+def _score_space(ws: Workspace, space: str, params: dict, random_state: int, sample_size: int,
+                 scheduler: str | None, part_rows: int, progress: bool, version: str | None = None):
+    """``(embedding version, ids file, scores, seconds, fit sample size or None)`` of one space."""
+    from explorer.analysis.anomaly import AnomalyScorer
+    from explorer.analysis.distributed import sample_rows, score_partitions, take_rows
+    from explorer.analysis.index_store import embedding_files
+
+    version, vec_path, ids_path, _ = embedding_files(ws, space, version)
     X = ws.embeddings(version, space=space).vectors  # memory-mapped; a damaged file is a clear WorkspaceError
     n = len(X)
     partitioned = scheduler is not None or n > sample_size
@@ -179,24 +235,68 @@ def score_workspace(
     else:
         scores = np.asarray(scorer.score_samples(), dtype=np.float32)
     seconds["score"] = round(time.perf_counter() - t0, 1)
-    table = pd.DataFrame({"id": _id_column(ids_path), "score": scores})
-    score_version = ws.save_product(
-        "scores",
-        tables={"scores": table},
-        arrays={"score": scores},
-        meta={
-            "method": params["method"],
-            "params": params,
-            "embeddings": version,
-            "space": space,
-            "direction": "higher = more anomalous",
-            "fit_sample": int(len(rows)) if len(rows) < n else None,
-            "scheduler": scheduler or "in-process",
-            "seconds": seconds,
-        },
-    )
-    log.info("saved anomaly scores %s (%s)", score_version, params["method"])
-    return score_version
+    return version, ids_path, scores, seconds, (int(len(rows)) if len(rows) < n else None)
+
+
+def _other_detectors(ws: Workspace, version: str, space: str, params: dict, random_state: int,
+                     ids: pd.Series, fit: dict, seconds: dict) -> dict[str, np.ndarray]:
+    """Scores of the detectors beside the scorer on ``space``, aligned with ``ids`` (NaN where one does not
+    apply): the scorer on each modality space (when ``space`` is joint and there are several), and the
+    cutout artefact statistics."""
+    from explorer.analysis.index_store import embedding_files
+
+    _, _, _, meta = embedding_files(ws, space, version)
+    position = pd.Index(ids.astype(str))
+    out: dict[str, np.ndarray] = {}
+    modality_spaces = [s for s in meta.get("spaces", {}) if s != "joint"]
+    if space == "joint" and len(modality_spaces) > 1:
+        for other in modality_spaces:
+            _, other_ids, other_scores, sec, _ = _score_space(ws, other, params, random_state, version=version,
+                                                              **fit)
+            out[f"{params['method']}_{other}"] = _aligned(position, _id_column(other_ids), other_scores)
+            seconds[f"score {other}"] = sec["fit"] + sec["score"]
+    t0 = time.perf_counter()
+    artefacts = image_artefacts(ws, progress=fit["progress"], random_state=random_state)
+    if len(artefacts):
+        for name in artefacts.columns:
+            out[name] = _aligned(position, artefacts.index, artefacts[name].to_numpy())
+        seconds["artefacts"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def _aligned(position: pd.Index, ids, values: np.ndarray) -> np.ndarray:
+    """``values`` (one per id of ``ids``) placed on the rows of ``position``; NaN where an id is absent."""
+    out = np.full(len(position), np.nan)
+    where = position.get_indexer(pd.Index(np.asarray(ids).astype(str)))
+    out[where[where >= 0]] = np.asarray(values, dtype=np.float64)[where >= 0]
+    return out
+
+
+def image_artefacts(ws: Workspace, progress: bool = True, random_state: int = 0,
+                    batch: int = 1024) -> pd.DataFrame:
+    """``hot_pixel`` and ``trail`` statistics of every cutout (:class:`~explorer.analysis.artefacts.CutoutArtefacts`
+    fitted per image set on a seeded sample of its cutouts), indexed by id; empty without cutouts."""
+    from explorer.analysis.artefacts import CutoutArtefacts
+    from explorer.progress import progress_bar
+
+    cat = ws.catalog
+    frames = []
+    for name, store in cat.images.items():
+        ids = cat.table.loc[cat.table["image_set"] == name, "id"].to_numpy(dtype=object)
+        if len(ids) == 0:
+            continue
+        detector = CutoutArtefacts(random_state=random_state)
+        sample = np.random.default_rng(random_state).choice(len(ids), min(len(ids), detector.fit_cutouts),
+                                                            replace=False)
+        detector.fit(store.get(list(ids[np.sort(sample)])))
+        values = np.empty((len(ids), len(detector.feature_names_out_)), np.float32)
+        starts = range(0, len(ids), batch)
+        with progress_bar(starts, desc=f"artefacts {name}", unit="batch", disable=not progress) as bar:
+            for a in bar:
+                values[a : a + batch] = detector.transform(store.get(list(ids[a : a + batch])))
+        frames.append(pd.DataFrame(values, index=pd.Index(ids.astype(str), name="id"),
+                                   columns=list(detector.feature_names_out_)))
+    return pd.concat(frames) if frames else pd.DataFrame(columns=list(CutoutArtefacts.feature_names_out_))
 
 
 def _id_column(ids_path) -> pd.Series:

@@ -80,6 +80,7 @@ def test_cli_errors_are_one_line_with_exit_code_2(blob_workspace, tmp_path):
 
 def test_scores_default_to_knn_and_a_partitioned_run_keeps_the_fitted_scores(blob_workspace):
     from explorer.analysis.anomaly import AnomalyScorer
+    from explorer.analysis.detectors import combine
     from explorer.analysis.distributed import sample_rows
     from explorer.analysis.workspace_ops import score_workspace
     from explorer.errors import DataError
@@ -91,10 +92,16 @@ def test_scores_default_to_knn_and_a_partitioned_run_keeps_the_fitted_scores(blo
     assert meta["method"] == "knn" and meta["params"]["reference_size"] == AnomalyScorer().reference_size
     assert list(scores["id"]) == list(emb.ids) and np.isfinite(scores["score"]).all()
     expected = AnomalyScorer(random_state=0).fit(np.asarray(emb.vectors), emb.ids).score_samples()
-    # what the app's live ranking (AnomalyScorer with its defaults on the same vectors) starts from
-    np.testing.assert_allclose(scores["score"], expected, rtol=1e-6)
+    # cutouts: the kNN score of the embeddings plus the two artefact statistics, combined
+    assert meta["detectors"] == ["knn_joint", "hot_pixel", "trail"]
+    np.testing.assert_allclose(scores["knn_joint"], expected, rtol=1e-6)
+    np.testing.assert_allclose(scores["score"], combine({k: scores[k] for k in meta["detectors"]}), rtol=1e-6)
+    # embeddings only: exactly the scorer's scores (what the app's live ranking computes without saved scores)
+    plain, plain_meta = ws.scores(score_workspace(ws, detectors=False, progress=False))
+    np.testing.assert_allclose(plain["score"], expected, rtol=1e-6)
+    assert plain_meta["detectors"] == [] and list(plain.columns) == ["id", "score"]
 
-    parted = score_workspace(ws, sample_size=40, part_rows=16, progress=False)
+    parted = score_workspace(ws, sample_size=40, part_rows=16, detectors=False, progress=False)
     p_scores, p_meta = ws.scores(parted)
     rows = sample_rows(len(emb.ids), 40, 0)
     fitted = AnomalyScorer(random_state=0).fit(np.asarray(emb.vectors)[rows], emb.ids[rows]).score_samples()
@@ -126,3 +133,34 @@ def test_imported_vectors_are_scored_and_a_planted_outlier_comes_first(blob_work
     scores, meta = ws.scores(score_workspace(ws, progress=False))
     assert meta["space"] == "joint"
     assert scores.sort_values("score", ascending=False)["id"].iloc[0] == ids[7]
+
+
+def test_a_cutout_with_a_cosmic_ray_tops_the_saved_ranking_that_the_embeddings_alone_miss(tmp_path,
+                                                                                          tiny_image_checkpoint):
+    import shutil
+
+    from explorer.analysis.workspace_ops import score_workspace
+    from explorer.data.ingest import add_objects
+    from explorer.data.readers_images import ImageInput
+    from explorer.models.registry import record_training_data
+    from tests.pipeline.conftest import make_blobs
+
+    table, imgs = make_blobs(96, seed=3)
+    imgs[40, 0, 5, 26] += 0.5  # a cosmic-ray hit, far from the source: 25 sigma of the sky, one pixel
+    imgs[40, 0, 6, 26] += 0.3
+    ws = Workspace.create(tmp_path / "ws")
+    inp = ImageInput(table["id"].tolist(), imgs.shape[1:], ("img",), lambda a, b: imgs[a:b], "blobs", len(imgs))
+    add_objects(ws, table, source="blobs", images=inp, image_set="blobs", progress=False)
+    target = ws.checkpoint_dir("image-blobs")
+    shutil.copytree(tiny_image_checkpoint, target)
+    record_training_data(target, image_set="blobs")
+    embed_workspace(ws, progress=False)
+    scores, meta = ws.scores(score_workspace(ws, progress=False))
+    ranked = scores.sort_values("score", ascending=False)["id"].tolist()
+    assert ranked[0] == "src040"
+    assert scores.sort_values("hot_pixel", ascending=False)["id"].iloc[0] == "src040"
+    knn_rank = scores.sort_values("knn_joint", ascending=False)["id"].tolist().index("src040")
+    assert knn_rank > 5  # the encoder, trained to ignore noise, does not see it
+    res = run_cli("score", ws.path, "--embeddings-only")
+    assert res.returncode == 0 and "knn_joint" in res.stdout
+    assert Workspace.open(ws.path).scores()[1]["detectors"] == []

@@ -1,0 +1,218 @@
+"""Cutout artefacts the embeddings cannot see: hot pixels / cosmic rays and satellite trails.
+
+A contrastive encoder is trained to ignore noise, blur and small shifts, which is exactly what a few hot pixels
+or a faint single-band trail look like to it: on the simulated survey its embeddings rank hot pixels no higher
+than ordinary galaxies (ROC AUC 0.54, ``benchmarks/RESULTS.md``). These two statistics look at the pixels
+instead, in units of each cutout's own noise, and learn what "ordinary" means from the survey itself:
+
+* ``hot_pixel``: each pixel is predicted from its 5x5 neighbourhood in every band *except itself* (a linear
+  blind-spot filter, least squares on a sample of the survey's cutouts). Anything the telescope saw is blurred by
+  the PSF, so its pixels follow from their neighbours; a hit sharper than the PSF does not. The statistic is the
+  largest residual of the cutout, in robust standard deviations of its residuals.
+* ``trail``: each band is predicted from the *other* bands' 5x5 neighbourhoods (a cross-band filter: sources
+  have colours, a satellite or a cosmic ray crosses one exposure, one band), and the residual, clipped at
+  ±5 sigma so that compact sources weigh little, is summed along every straight line through the frame (a
+  discrete Radon transform, 48 angles, one-pixel offsets). The statistic is the largest line sum over
+  ``sqrt(line length)``: the signal-to-noise of the best straight line. With one band there is no other band to
+  predict from and the noise-scaled image itself is summed.
+
+Pixels are compressed as ``3·asinh(S/3)`` of the signal-to-noise ``S`` (linear below 3 sigma, logarithmic above),
+so bright galaxy cores do not dominate the fits. NaN pixels count as background; a band with no finite pixel
+gives NaN statistics for that cutout (no evidence either way). scikit-learn dialect: ``fit`` on cutouts, then
+``transform`` returns ``(n, 2)`` in the order of :attr:`feature_names_out_`.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from explorer.errors import DataError
+
+__all__ = ["CutoutArtefacts", "noise_scaled"]
+
+FEATURES = ("hot_pixel", "trail")
+KERNEL = 5
+CLIP = 5.0  # sigma: the trail statistic's clip of the cross-band residual
+N_ANGLES = 48
+
+
+def noise_scaled(cutouts: Any, max_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, B, H, W)`` cutouts -> ``3·asinh(S/3)`` of their per-band signal-to-noise, and the blank mask.
+
+    The central ``max_size`` pixels are kept (artefacts are looked for there); each band's background is its
+    median and its noise 1.4826 x the median absolute deviation. NaN pixels become 0 (background). ``blank``
+    (``(n,)`` bool) marks cutouts with a band of no finite pixel or no noise at all (a constant band).
+    """
+    arr = np.asarray(cutouts)
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4:
+        raise DataError(f"cutouts must be (n, bands, H, W) or (n, H, W); got shape {arr.shape}")
+    h, w = arr.shape[-2:]
+    if min(h, w) < 2 * KERNEL:
+        raise DataError(f"cutouts of {h}x{w} px are too small to look for artefacts (need at least "
+                        f"{2 * KERNEL} px a side)")
+    top, left = max(0, (h - max_size) // 2), max(0, (w - max_size) // 2)
+    arr = np.array(arr[..., top : top + max_size, left : left + max_size], dtype=np.float32)
+    import torch
+
+    n, b = arr.shape[:2]
+    flat = torch.from_numpy(arr.reshape(n, b, -1))  # non-finite pixels become NaN, ignored by nanmedian
+    flat = torch.where(torch.isfinite(flat), flat, torch.full_like(flat, float("nan")))
+    bg = flat.nanmedian(dim=2, keepdim=True).values
+    sigma = 1.4826 * (flat - bg).abs().nanmedian(dim=2, keepdim=True).values
+    ok = torch.isfinite(sigma) & (sigma > 0)
+    blank = ~ok.all(dim=2).all(dim=1).numpy()
+    s = (flat - torch.nan_to_num(bg)) / torch.where(ok, sigma, torch.ones_like(sigma))
+    s = torch.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0).reshape(arr.shape)
+    return (3.0 * torch.asinh(s / 3.0)).numpy(), blank
+
+
+@lru_cache(maxsize=8)
+def _radon_matrix(h: int, w: int):
+    """Sparse ``(h·w, lines)`` 0/1 matrix: which pixels each straight line (angle, one-pixel offset) crosses,
+    and the lines' lengths in pixels; lines shorter than a quarter of the frame are dropped."""
+    from scipy import sparse
+
+    y, x = np.mgrid[:h, :w]
+    x, y = (x - (w - 1) / 2).ravel(), (y - (h - 1) / 2).ravel()
+    half = int(math.ceil(math.hypot(h, w) / 2)) + 1
+    rows, cols = [], []
+    for a, theta in enumerate(np.linspace(0.0, np.pi, N_ANGLES, endpoint=False)):
+        rho = np.rint(x * math.cos(theta) + y * math.sin(theta)).astype(np.int64) + half
+        rows.append(np.arange(h * w))
+        cols.append(a * (2 * half + 1) + rho)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(h * w, N_ANGLES * (2 * half + 1)))
+    length = np.asarray(m.sum(axis=0)).ravel()
+    keep = np.flatnonzero(length >= min(h, w) / 4)
+    return m[:, keep].tocsr(), length[keep].astype(np.float32)
+
+
+class CutoutArtefacts:
+    """Hot-pixel and satellite-trail statistics of cutouts, learned from the survey's own cutouts.
+
+    Parameters
+    ----------
+    max_size : int
+        Side of the central square looked at (larger cutouts are cropped, never resampled: resampling would
+        blur a hot pixel into a star).
+    fit_cutouts : int
+        Cutouts (a seeded sample) whose pixels fit the predictors.
+    fit_pixels : int
+        Pixels (a seeded sample of those cutouts' pixels) per least-squares fit.
+    random_state : int
+
+    Attributes
+    ----------
+    n_bands_ : int
+    hot_filter_, cross_filter_ : numpy.ndarray
+        ``(B, B, 5, 5)`` linear predictors of each band (blind-spot; other bands only), with ``*_bias_``.
+    feature_names_out_ : tuple of str
+        ``("hot_pixel", "trail")``.
+    """
+
+    feature_names_out_ = FEATURES
+
+    def __init__(self, max_size: int = 128, fit_cutouts: int = 2000, fit_pixels: int = 400_000,
+                 random_state: int = 0) -> None:
+        self.max_size = max_size
+        self.fit_cutouts = fit_cutouts
+        self.fit_pixels = fit_pixels
+        self.random_state = random_state
+
+    def fit(self, cutouts: Any) -> CutoutArtefacts:
+        """Fit the two per-band predictors on (a sample of) ``cutouts``, ``(n, B, H, W)``."""
+        arr = np.asarray(cutouts) if not hasattr(cutouts, "shape") else cutouts
+        rng = np.random.default_rng(self.random_state)
+        n = len(arr)
+        if n == 0:
+            raise DataError("no cutouts to fit the artefact statistics on")
+        take = np.sort(rng.choice(n, min(n, self.fit_cutouts), replace=False))
+        y, blank = noise_scaled(np.asarray(arr[take]), self.max_size)
+        y = y[~blank]
+        if len(y) == 0:
+            raise DataError("every cutout given to fit the artefact statistics is blank (a band with no "
+                            "finite pixel, or constant)")
+        m, b, h, w = y.shape
+        k = min(self.fit_pixels, m * h * w)  # pixels drawn across the sample, with their neighbourhoods
+        i, r, c = rng.integers(0, m, k), rng.integers(0, h, k), rng.integers(0, w, k)
+        p = KERNEL // 2
+        padded = np.pad(y, ((0, 0), (0, 0), (p, p), (p, p)), mode="reflect")
+        dy, dx = np.mgrid[:KERNEL, :KERNEL]
+        u = padded[i[:, None, None, None], np.arange(b)[None, :, None, None],
+                   (r[:, None, None, None] + dy), (c[:, None, None, None] + dx)]
+        u = u.reshape(k, b * KERNEL * KERNEL).astype(np.float64)
+        target = y[i, :, r, c].astype(np.float64)
+        taps = KERNEL * KERNEL
+        self.n_bands_ = b
+        self.hot_filter_, self.hot_bias_ = self._fit_filters(u, target, lambda band, c: c != band * taps + taps // 2)
+        if b > 1:
+            self.cross_filter_, self.cross_bias_ = self._fit_filters(u, target, lambda band, c: c // taps != band)
+        else:
+            self.cross_filter_, self.cross_bias_ = None, None
+        return self
+
+    @staticmethod
+    def _fit_filters(u: np.ndarray, target: np.ndarray, use) -> tuple[np.ndarray, np.ndarray]:
+        b = target.shape[1]
+        filters = np.zeros((b, u.shape[1]), np.float32)
+        bias = np.zeros(b, np.float32)
+        for band in range(b):
+            cols = np.array([c for c in range(u.shape[1]) if use(band, c)])
+            design = np.column_stack([u[:, cols], np.ones(len(u))])
+            gram = design.T @ design  # normal equations (a few hundred thousand rows, ~80 columns)
+            coef = np.linalg.solve(gram + 1e-6 * np.trace(gram) / len(gram) * np.eye(len(gram)),
+                                   design.T @ target[:, band])
+            filters[band, cols], bias[band] = coef[:-1], coef[-1]
+        return filters.reshape(b, b, KERNEL, KERNEL), bias
+
+    def transform(self, cutouts: Any, batch: int = 512) -> np.ndarray:
+        """``(n, 2)`` float32: ``hot_pixel`` and ``trail`` per cutout (higher = more likely an artefact; NaN for
+        a blank cutout)."""
+        if not hasattr(self, "n_bands_"):
+            raise DataError("CutoutArtefacts is not fitted yet; call fit(cutouts) first")
+        arr = cutouts if hasattr(cutouts, "shape") else np.asarray(cutouts)
+        out = np.full((len(arr), len(FEATURES)), np.nan, np.float32)
+        for a in range(0, len(arr), batch):
+            out[a : a + batch] = self._transform_batch(np.asarray(arr[a : a + batch]))
+        return out
+
+    def _transform_batch(self, cutouts: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        y, blank = noise_scaled(cutouts, self.max_size)
+        if y.shape[1] != self.n_bands_:
+            raise DataError(f"cutouts have {y.shape[1]} band(s); the artefact statistics were fitted on "
+                            f"{self.n_bands_}: fit them on cutouts of this image set")
+        t = torch.from_numpy(y)
+        p = KERNEL // 2
+        padded = F.pad(t, (p, p, p, p), mode="reflect")
+        with torch.no_grad():
+            hot = t - F.conv2d(padded, torch.from_numpy(self.hot_filter_), torch.from_numpy(self.hot_bias_))
+            cross = t if self.cross_filter_ is None else t - F.conv2d(
+                padded, torch.from_numpy(self.cross_filter_), torch.from_numpy(self.cross_bias_))
+        hot, cross = hot.numpy(), cross.numpy()
+        n, b, h, w = hot.shape
+        per_band = hot.reshape(n * b, h * w)
+        hot_stat = (per_band / _robust_sd(per_band)[:, None]).reshape(n, -1).max(axis=1)
+        flat = cross.reshape(n, b, h * w)
+        flat = np.clip(flat / _robust_sd(flat.reshape(n * b, -1)).reshape(n, b, 1), -CLIP, CLIP)
+        radon, length = _radon_matrix(h, w)
+        lines = (flat.reshape(n * b, h * w) @ radon) / np.sqrt(np.maximum(length, 8.0))
+        trail_stat = lines.reshape(n, -1).max(axis=1)
+        out = np.column_stack([hot_stat, trail_stat]).astype(np.float32)
+        out[blank] = np.nan
+        return out
+
+
+def _robust_sd(x: np.ndarray) -> np.ndarray:
+    """1.4826 x the median absolute value per row (residuals are centred), at least 1e-6."""
+    import torch
+
+    return np.maximum(1.4826 * torch.from_numpy(np.abs(x)).median(dim=1).values.numpy(), 1e-6)

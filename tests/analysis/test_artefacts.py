@@ -1,0 +1,90 @@
+"""Hot pixels and satellite trails found in the pixels, and several detectors combined into one ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer.analysis.artefacts import CutoutArtefacts
+from explorer.analysis.detectors import combine, tail_significance
+from explorer.errors import DataError
+from tests.conftest import gaussian_blob
+
+
+def sky(n: int = 160, bands: int = 3, size: int = 48, seed: int = 0) -> np.ndarray:
+    """PSF-blurred stars and galaxies of random colours, position and size on a noisy sky."""
+    rng = np.random.default_rng(seed)
+    out = rng.normal(0.0, 1.0, (n, bands, size, size)).astype(np.float32)
+    for i in range(n):
+        for _ in range(rng.integers(1, 4)):
+            x, y = rng.uniform(4, size - 4, 2)
+            shape = gaussian_blob(size, x, y, rng.uniform(1.3, 4.0))
+            flux = rng.uniform(5, 400) * rng.uniform(0.3, 1.0, bands)  # its own colour
+            out[i] += flux[:, None, None].astype(np.float32) * shape
+    return out
+
+
+def add_trail(img: np.ndarray, band: int, amp: float = 3.0) -> None:
+    """A thin PSF-wide line across the frame in one band, ``amp`` sigma per pixel."""
+    size = img.shape[-1]
+    y, x = np.mgrid[:size, :size]
+    d = (x - size / 2) * np.sin(0.6) - (y - size / 2) * np.cos(0.6) - 5.0
+    img[band] += amp * np.exp(-0.5 * (d / 0.9) ** 2).astype(np.float32)
+
+
+def rank_of(values: np.ndarray, row: int) -> int:
+    return int((values > values[row]).sum())
+
+
+def test_hot_pixels_and_a_faint_one_band_trail_stand_out_of_ordinary_sources():
+    cutouts = sky()
+    cutouts[3, 1, 20, 30] += 25.0  # hot pixel: sharper than any PSF
+    cutouts[3, 1, 21, 31] += 12.0  # a two-pixel cosmic-ray hit
+    add_trail(cutouts[7], band=2)  # 3 sigma per pixel: invisible pixel by pixel
+    stats = CutoutArtefacts().fit(cutouts).transform(cutouts)
+    assert stats.shape == (len(cutouts), 2) and np.isfinite(stats).all()
+    hot, trail = stats[:, 0], stats[:, 1]
+    assert rank_of(hot, 3) == 0 and rank_of(trail, 7) == 0
+    # each detector points at its own artefact, not at the other one
+    assert rank_of(hot, 7) > 5 and rank_of(trail, 3) > 5
+    # and a bright compact star is not a hot pixel: the brightest source of the set is far from the top
+    brightest = int(np.argmax(cutouts[:, :, 8:-8, 8:-8].max(axis=(1, 2, 3))))
+    if brightest not in (3, 7):
+        assert rank_of(hot, brightest) > 5
+
+
+def test_single_band_cutouts_nan_pixels_and_bad_input():
+    cutouts = sky(n=80, bands=1, seed=1)
+    cutouts[5, 0, 10, 12] += 30.0
+    cutouts[9, 0, :6, :] = np.nan  # a chip edge: NaN is background, not an artefact
+    cutouts[11] = np.nan  # blank: no evidence either way
+    det = CutoutArtefacts().fit(cutouts)
+    assert det.cross_filter_ is None
+    stats = det.transform(cutouts)
+    assert np.isnan(stats[11]).all() and np.isfinite(np.delete(stats, 11, axis=0)).all()
+    assert rank_of(np.nan_to_num(stats[:, 0], nan=-1), 5) == 0
+    assert rank_of(np.nan_to_num(stats[:, 0], nan=-1), 9) > 5
+    with pytest.raises(DataError, match="3 band.*fitted on 1"):
+        det.transform(sky(n=2, bands=3))
+    with pytest.raises(DataError, match="not fitted"):
+        CutoutArtefacts().transform(cutouts)
+    with pytest.raises(DataError, match="too small"):
+        CutoutArtefacts().fit(np.zeros((4, 1, 6, 6)))
+    with pytest.raises(DataError, match="blank"):
+        CutoutArtefacts().fit(np.full((4, 1, 32, 32), np.nan))
+
+
+def test_tail_significance_keeps_counting_beyond_the_ordinary_and_combine_takes_the_best():
+    rng = np.random.default_rng(0)
+    smooth = rng.exponential(1.0, 10_000)  # a long ordinary tail
+    gap = np.r_[rng.normal(5.0, 0.3, 9_990), np.full(10, 30.0)]  # ten far outliers
+    s_smooth, s_gap = tail_significance(smooth), tail_significance(gap)
+    order = np.argsort(smooth)
+    assert np.all(np.diff(s_smooth[order]) >= 0)  # monotone in the score
+    assert s_gap[-10:].min() > 10 > np.log10(len(gap))  # far outliers beyond anything ranks could say
+    assert s_smooth.max() < 6
+    both = combine({"smooth": smooth, "gap": gap})
+    top = np.argsort(-both)[:10]
+    assert set(top) == set(range(9_990, 10_000))
+    with_nan = tail_significance(np.r_[smooth[:100], np.nan])
+    assert with_nan[-1] == 0.0 and np.isfinite(with_nan).all()
