@@ -553,8 +553,11 @@ BRING_YOUR_OWN = [
     md("""
     ## 5. Map and score
 
-    A map projects the joint vectors to 2-D; an anomaly score says how unusual each object is (by default the mean
-    distance to its nearest neighbours; higher = more anomalous). Both are saved as new versions in the workspace,
+    A map projects the joint vectors to 2-D; an anomaly score says how unusual each object is (higher = more
+    anomalous): by default the best of several detectors, each as a tail significance in decades of rarity --
+    the mean distance to the nearest neighbours in the joint space and in each modality's own space, and two
+    statistics of the cutouts' pixels that embeddings trained to ignore noise cannot see (hot pixels, satellite
+    trails); each detector's own score is saved beside it. Both are saved as new versions in the workspace,
     recording which embeddings they came from ([docs/maps.md](../docs/maps.md)).
 
     Here the map is a PCA projection: a fraction of a second. For exploring, use UMAP (`method="umap"`, the
@@ -603,12 +606,13 @@ BRING_YOUR_OWN = [
     md("""
     What would you look at first? The joint vectors hold a light-curve block for the stars only, so the
     unsupervised score of the joint space flags the unusual *light curves*. To hunt for odd *shapes*, score the
-    cutout space alone (a new score version; `explorer score WS --space image`). Where do the six rings rank?
+    cutout space alone, without the other detectors (a new score version;
+    `explorer score WS --space image --embeddings-only`). Where do the six rings rank?
     """),
     code("""
     by_space = {}
     for space in ("joint", "image"):
-        version = workspace_ops.score_workspace(ws, space=space)
+        version = workspace_ops.score_workspace(ws, space=space, detectors=False)
         table, _ = ws.scores(version)
         by_space[space] = table.sort_values("score", ascending=False)["id"].to_numpy()
         ranks = np.flatnonzero(np.isin(by_space[space], cat.index[cat["kind"] == "ring"])) + 1
@@ -697,7 +701,7 @@ ANOMALY_HUNT = [
     add_simulated(ws, 3000, seed=0)
     embed_workspace(ws)  # the shipped image and light-curve encoders
     workspace_ops.map_workspace(ws, method="pca")  # a quick linear map (method="umap": the dashboard's default)
-    workspace_ops.score_workspace(ws)  # unsupervised anomaly scores (kNN distance by default)
+    workspace_ops.score_workspace(ws)  # unsupervised anomaly scores: kNN per space + cutout artefact statistics
     cat = ws.catalog.table.set_index("id")
     print(ws.manifest["current"])
     cat.loc[cat["is_oddity"], "class"].value_counts()[lambda n: n > 0]
@@ -729,10 +733,11 @@ ANOMALY_HUNT = [
     ## The active-learning loop, with an oracle
 
     `AnomalyScorer` is what the dashboard's ranking uses. Fitted on the joint embeddings without any label, its
-    order is the *unsupervised ranking* (what `explorer score` saves). Then, 150 times: show the top unlabelled
-    object, ask the oracle, `update` the scorer with the answer, re-rank. Two rankers: an isolation forest whose
-    leaf weights are re-solved after each label (every object sharing leaves with the labelled one moves), and
-    the mean distance to the nearest neighbours with a kernel bump around each labelled object (the default).
+    order is the *unsupervised ranking*. Then, 150 times: show the top unlabelled object, ask the oracle,
+    `update` the scorer with the answer, re-rank. Three rankers: an isolation forest whose leaf weights are
+    re-solved after each label (every object sharing leaves with the labelled one moves); the mean distance to
+    the nearest neighbours with a kernel bump around each labelled object; and the same kernel feedback starting
+    from the scores `explorer score` saved (every detector combined: what the dashboard's ranking starts from).
     """),
     code("""
     from explorer.analysis.anomaly import AnomalyScorer, discovery_curve
@@ -743,9 +748,13 @@ ANOMALY_HUNT = [
     oracle = dict(zip(ids, np.where(is_oddity, "anomaly", "normal")))
     BUDGET = 150
 
+    saved = ws.scores()[0].set_index("id")["score"].reindex(ids).to_numpy()
     loops = {}
-    for method in ("iforest", "knn"):
-        scorer = AnomalyScorer(method=method, random_state=0).fit(X, ids)
+    for method in ("iforest", "knn", "saved"):
+        if method == "saved":  # kNN feedback on top of the saved, combined scores
+            scorer = AnomalyScorer(random_state=0).fit(X, ids, prior_scores=saved)
+        else:
+            scorer = AnomalyScorer(method=method, random_state=0).fit(X, ids)
         unsupervised = scorer.rank()  # most anomalous first, before any label
         viewed = []
         for _ in range(BUDGET):
@@ -762,7 +771,8 @@ ANOMALY_HUNT = [
     truth = set(ids[is_oddity])
     random_order = np.random.default_rng(0).permutation(ids)[:BUDGET]
     styles = {("iforest", "active"): ("#e6194b", "solid"), ("iforest", "unsupervised"): ("#e6194b", "dashed"),
-              ("knn", "active"): ("#4363d8", "solid"), ("knn", "unsupervised"): ("#4363d8", "dashed")}
+              ("knn", "active"): ("#4363d8", "solid"), ("knn", "unsupervised"): ("#4363d8", "dashed"),
+              ("saved", "active"): ("#3cb44b", "solid"), ("saved", "unsupervised"): ("#3cb44b", "dashed")}
     lines = []
     for (method, kind), (colour, dash) in styles.items():
         curve = discovery_curve(loops[method][kind], truth, n_total=len(ids))
@@ -866,18 +876,20 @@ ANOMALY_HUNT = [
      + map_panel(after["maps"], f"after fine-tuning: {after['embeddings']}"))
     """),
     md("""
-    Did the labels help with the oddities nobody has looked at yet? The unsupervised ranking (same method as the
-    loop we kept) of the *unlabelled* objects, on the embeddings before and after fine-tuning:
+    Did the labels help with the oddities nobody has looked at yet? The unsupervised ranking of the embeddings
+    (same method as the loop we kept; kNN for the saved scores) of the *unlabelled* objects, before and after
+    fine-tuning:
     """),
     code("""
     unlabelled = list(set(ids) - set(viewed))
     left = truth & set(unlabelled)
     for name, version in (("before", before["embeddings"]), ("after", after["embeddings"])):
         e = ws.embeddings(version)
-        ranked = AnomalyScorer(method=method, random_state=0).fit(np.asarray(e.vectors), e.ids).rank()
+        embedding_method = "knn" if method == "saved" else method  # the saved scores' own kNN part
+        ranked = AnomalyScorer(method=embedding_method, random_state=0).fit(np.asarray(e.vectors), e.ids).rank()
         top = ranked[np.isin(ranked, unlabelled)][:BUDGET]
         print(f"{name:>6}: {len(left & set(top))} of the {len(left)} unfound oddities in the top {BUDGET} "
-              f"unlabelled objects ({method} ranking, no labels)")
+              f"unlabelled objects ({embedding_method} ranking of the embeddings, no labels)")
     """),
     md("""
     In the dashboard the same loop is interactive: the gallery's *top candidates* are the current ranking, every

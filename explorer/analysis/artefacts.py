@@ -45,7 +45,8 @@ def noise_scaled(cutouts: Any, max_size: int = 128) -> tuple[np.ndarray, np.ndar
 
     The central ``max_size`` pixels are kept (artefacts are looked for there); each band's background is its
     median and its noise 1.4826 x the median absolute deviation. NaN pixels become 0 (background). ``blank``
-    (``(n,)`` bool) marks cutouts with a band of no finite pixel or no noise at all (a constant band).
+    (``(n,)`` bool) marks cutouts with a band of no finite pixel or no noise at all: constant, or a background
+    clipped to one value (thresholded images such as the FIRST sample, where most pixels are exactly 0).
     """
     arr = np.asarray(cutouts)
     if arr.ndim == 3:
@@ -135,9 +136,10 @@ class CutoutArtefacts:
         take = np.sort(rng.choice(n, min(n, self.fit_cutouts), replace=False))
         y, blank = noise_scaled(np.asarray(arr[take]), self.max_size)
         y = y[~blank]
-        if len(y) == 0:
-            raise DataError("every cutout given to fit the artefact statistics is blank (a band with no "
-                            "finite pixel, or constant)")
+        if len(y) < max(1, len(blank) // 2):
+            raise DataError(f"{int(blank.sum())} of {len(blank)} cutouts given to fit the artefact statistics "
+                            "have no measurable noise (a band with no finite pixel, constant, or a background "
+                            "clipped to one value): hot pixels and trails cannot be told from the noise")
         m, b, h, w = y.shape
         k = min(self.fit_pixels, m * h * w)  # pixels drawn across the sample, with their neighbourhoods
         i, r, c = rng.integers(0, m, k), rng.integers(0, h, k), rng.integers(0, w, k)

@@ -52,10 +52,13 @@ def tail_significance(scores, bulk: float = BULK, tail: float = TAIL) -> np.ndar
     return out
 
 
-def combine(detectors: Mapping[str, np.ndarray]) -> np.ndarray:
+def combine(detectors: Mapping[str, np.ndarray], return_which: bool = False):
     """The maximum tail significance over ``detectors`` (name -> scores over the same objects, NaN where a
-    detector does not apply)."""
+    detector does not apply); with ``return_which``, also the position (in ``detectors``) of the detector that
+    gave each object its maximum."""
     columns = [tail_significance(s) for s in detectors.values()]
     if not columns:
         raise ValueError("no detector to combine")
-    return np.max(np.vstack(columns), axis=0)
+    stacked = np.vstack(columns)
+    best = stacked.max(axis=0)
+    return (best, stacked.argmax(axis=0)) if return_which else best

@@ -140,7 +140,8 @@ def score_workspace(
     the scorer on ``space``, the same scorer on each modality's own space when ``space`` is ``"joint"`` and the
     embeddings have several (a light curve's oddity is not diluted by its star's cutout), and the cutout
     artefact statistics ``hot_pixel`` and ``trail`` of every image set (:mod:`explorer.analysis.artefacts`).
-    Each detector's raw score is saved beside ``score`` (columns named in the metadata's ``detectors``).
+    Each detector's raw score is saved beside ``score`` (columns named in the metadata's ``detectors``), and
+    ``flagged_by`` names the detector that gave the object its score (shown in the app's inspector).
     With a single detector (imported vectors, no cutouts) ``score`` is the scorer's own score.
 
     Parameters
@@ -184,10 +185,12 @@ def score_workspace(
         first = f"{params['method']}_{space}"
         found = {first: scores, **found}
         t0 = time.perf_counter()
-        table["score"] = combine(found).astype(np.float32)
+        best, which = combine(found, return_which=True)
+        table["score"] = best.astype(np.float32)
+        names = list(found)
+        table["flagged_by"] = pd.Categorical.from_codes(which, categories=names)
         for name, values in found.items():
             table[name] = np.asarray(values, dtype=np.float32)
-        names = list(found)
         seconds["combine"] = round(time.perf_counter() - t0, 1)
     score_version = ws.save_product(
         "scores",
@@ -288,7 +291,11 @@ def image_artefacts(ws: Workspace, progress: bool = True, random_state: int = 0,
         detector = CutoutArtefacts(random_state=random_state)
         sample = np.random.default_rng(random_state).choice(len(ids), min(len(ids), detector.fit_cutouts),
                                                             replace=False)
-        detector.fit(store.get(list(ids[np.sort(sample)])))
+        try:
+            detector.fit(store.get(list(ids[np.sort(sample)])))
+        except DataError as err:  # e.g. every cutout blank or too small: these statistics do not apply
+            log.warning("image set %r: no artefact statistics (%s)", name, err)
+            continue
         values = np.empty((len(ids), len(detector.feature_names_out_)), np.float32)
         starts = range(0, len(ids), batch)
         with progress_bar(starts, desc=f"artefacts {name}", unit="batch", disable=not progress) as bar:

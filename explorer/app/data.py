@@ -66,6 +66,9 @@ class AppData:
         The selection index over ``frame`` (None without a map).
     scores : ndarray or None
         Anomaly score per ``frame`` row from the saved scores (higher = more anomalous), NaN where unscored.
+    score_reasons : ndarray or None
+        Per ``frame`` row, the position in ``score_reason_names`` of the detector that gave the saved score
+        (saved scores with several detectors only; NaN where unscored).
     embeddings : Embeddings or None
     notes : dict
         What is missing, by part (``"map"``, ``"scores"``, ``"embeddings"``), as a message with the fix.
@@ -81,6 +84,8 @@ class AppData:
     score_version: str | None
     embeddings: Embeddings | None
     notes: dict[str, str] = field(default_factory=dict)
+    score_reasons: np.ndarray | None = None
+    score_reason_names: tuple[str, ...] = ()
     _labels: object | None = None
     _colour_cache: dict = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -131,6 +136,14 @@ class AppData:
         ok = pos >= 0
         out[ok] = self.scores[pos[ok]]
         return out
+
+    def reason_of(self, object_id: str) -> str | None:
+        """The detector that gave ``object_id`` its saved anomaly score (e.g. ``"trail"``), None if not known."""
+        if self.score_reasons is None:
+            return None
+        pos = self.frame_positions(np.array([object_id], dtype=object))
+        code = self.score_reasons[pos[0]] if pos[0] >= 0 else np.nan
+        return self.score_reason_names[int(code)] if np.isfinite(code) else None
 
     def row(self, object_id: str | None) -> pd.Series | None:
         """One object's catalogue row, or None if the id is unknown (a hash lookup, no scan of the catalogue)."""
@@ -433,12 +446,17 @@ def _load(ws: Workspace) -> AppData:
         index = PointIndex(frame["x"].to_numpy(), frame["y"].to_numpy(), index_ids, map_version=map_version)
     except ExplorerError as err:
         notes["map"] = f"No map to draw yet: {err}"
-    scores, score_version = None, None
+    scores, score_version, reasons, reason_names = None, None, None, ()
     if len(frame):
         try:
             table, meta = ws.scores()
             score_version = meta.get("version")
             scores = _aligned(table["id"], table["score"].to_numpy(dtype=np.float64), catalog, rows)
+            if "flagged_by" in table:
+                flagged = table["flagged_by"].astype("category")
+                reason_names = tuple(map(str, flagged.cat.categories))
+                codes = flagged.cat.codes.to_numpy(dtype=np.float64)
+                reasons = _aligned(table["id"], np.where(codes >= 0, codes, np.nan), catalog, rows)
         except ExplorerError as err:
             notes["scores"] = f"No anomaly scores yet: {err}"
     _give_back_freed_memory()
@@ -451,6 +469,8 @@ def _load(ws: Workspace) -> AppData:
         map_version=map_version,
         scores=scores,
         score_version=score_version,
+        score_reasons=reasons,
+        score_reason_names=reason_names,
         embeddings=emb,
         notes=notes,
     )

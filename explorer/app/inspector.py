@@ -31,7 +31,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def catalogue_row_html(row: pd.Series, score: float | None = None, label: str | None = None) -> str:
+def catalogue_row_html(row: pd.Series, score: float | None = None, label: str | None = None,
+                       flagged_by: str | None = None) -> str:
     """One object's catalogue row as an HTML table (every value escaped), with ra/dec also in sexagesimal."""
     items = [("id", row.get("id"))]
     if "ra" in row and "dec" in row and np.isfinite(row["ra"]) and np.isfinite(row["dec"]):
@@ -47,6 +48,8 @@ def catalogue_row_html(row: pd.Series, score: float | None = None, label: str | 
         items.append(("label", label))
     if score is not None and np.isfinite(score):
         items.append(("anomaly score", f"{score:.4g}"))
+    if flagged_by:
+        items.append(("flagged by", flagged_by.replace("_", " ")))
     skip = {"id", "ra", "dec"}
     items += [(k, v) for k, v in row.items() if k not in skip]
     cells = "".join(
@@ -283,7 +286,8 @@ class Inspector(pn.viewable.Viewer):
             return
         label = self._shown_label = self._labels_of(np.array([oid], dtype=object)).get(oid)
         score = float(self.session.scores_of(np.array([oid], dtype=object))[0])
-        self._row.object = catalogue_row_html(row, score, label)
+        reason = self.data.reason_of(oid) if hasattr(self.data, "reason_of") else None
+        self._row.object = catalogue_row_html(row, score, label, reason)
         self._show_cutout(oid)
         self._show_period(oid)
 

@@ -70,8 +70,11 @@ def test_single_band_cutouts_nan_pixels_and_bad_input():
         CutoutArtefacts().transform(cutouts)
     with pytest.raises(DataError, match="too small"):
         CutoutArtefacts().fit(np.zeros((4, 1, 6, 6)))
-    with pytest.raises(DataError, match="blank"):
+    with pytest.raises(DataError, match="no measurable noise"):
         CutoutArtefacts().fit(np.full((4, 1, 32, 32), np.nan))
+    clipped = np.clip(sky(n=8, bands=1) - 3.0, 0, None)  # thresholded: most pixels exactly 0, as in FIRST
+    with pytest.raises(DataError, match="clipped"):
+        CutoutArtefacts().fit(clipped)
 
 
 def test_tail_significance_keeps_counting_beyond_the_ordinary_and_combine_takes_the_best():

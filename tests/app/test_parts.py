@@ -230,6 +230,29 @@ def test_every_colouring_renders(small_workspaces):
         assert app.map._pane.object is not None
 
 
+def test_the_inspector_says_which_detector_flagged_an_object(fresh_workspace):
+    import pandas as pd
+
+    ws = Workspace.open(fresh_workspace)
+    saved, _ = ws.scores()
+    ids = saved["id"].to_numpy(dtype=object)
+    before = Explorer(fresh_workspace, user="erin", background=False)  # scores of one detector: no such line
+    before.session.focus(ids[1])
+    assert before.data.reason_of(ids[1]) is None and "flagged by" not in before.inspector._row.object
+    flagged = pd.Categorical.from_codes(np.arange(len(ids)) % 3, categories=["knn_joint", "hot_pixel", "trail"])
+    ws.save_product(
+        "scores",
+        tables={"scores": pd.DataFrame({"id": ids, "score": saved["score"], "flagged_by": flagged})},
+        meta={"method": "knn", "embeddings": ws.current("embeddings"), "detectors": list(flagged.categories)},
+    )
+    app = Explorer(fresh_workspace, user="erin", background=False)
+    app.session.focus(ids[1])
+    assert "flagged by" in app.inspector._row.object and "hot pixel" in app.inspector._row.object
+    app.session.focus(ids[2])
+    assert "trail" in app.inspector._row.object
+    assert app.data.reason_of(ids[1]) == "hot_pixel" and app.data.reason_of("not-an-id") is None
+
+
 def test_ids_and_catalogue_strings_are_escaped():
     import pandas as pd
 
