@@ -555,7 +555,7 @@ BRING_YOUR_OWN = [
 
     A map projects the joint vectors to 2-D; an anomaly score says how unusual each object is (higher = more
     anomalous): by default the best of several detectors, each as a tail significance in decades of rarity --
-    the mean distance to the nearest neighbours in the joint space and in each modality's own space, and two
+    the mean distance to the nearest neighbours in the joint space and in the light-curve space, and two
     statistics of the cutouts' pixels that embeddings trained to ignore noise cannot see (hot pixels, satellite
     trails); each detector's own score is saved beside it. Both are saved as new versions in the workspace,
     recording which embeddings they came from ([docs/maps.md](../docs/maps.md)).

@@ -75,6 +75,11 @@ def test_scores_on_dask_equal_in_process(sim_copy, cluster_address):
     assert sim_copy.versions("scores")[b]["scheduler"] == cluster_address
     assert list(sa["id"]) == list(sb["id"]) and len(sa) == 5000
     np.testing.assert_array_equal(sa["score"].to_numpy(), sb["score"].to_numpy())
+    # every detector, the cutout artefact statistics (measured by the workers) included
+    assert sim_copy.versions("scores")[b]["detectors"][-2:] == ["hot_pixel", "trail"]
+    for name in ("hot_pixel", "trail"):
+        assert sb[name].notna().sum() > 1000
+        np.testing.assert_array_equal(sa[name].to_numpy(), sb[name].to_numpy())
 
 
 def test_map_placement_on_dask_equals_in_process(sim_copy, cluster_address):
