@@ -161,6 +161,18 @@ def test_a_cutout_with_a_cosmic_ray_tops_the_saved_ranking_that_the_embeddings_a
     assert scores.sort_values("hot_pixel", ascending=False)["id"].iloc[0] == "src040"
     knn_rank = scores.sort_values("knn_joint", ascending=False)["id"].tolist().index("src040")
     assert knn_rank > 5  # the encoder, trained to ignore noise, does not see it
+    # thresholded cutouts (background clipped to 0, as in the FIRST sample): no noise to measure artefacts
+    # against, so no artefact statistics, and the score is the embeddings' own
+    clipped = Workspace.create(tmp_path / "clipped")
+    flat = np.clip(imgs - 0.1, 0, None)
+    inp = ImageInput(table["id"].tolist(), flat.shape[1:], ("img",), lambda a, b: flat[a:b], "blobs", len(flat))
+    add_objects(clipped, table, source="blobs", images=inp, image_set="blobs", progress=False)
+    shutil.copytree(tiny_image_checkpoint, clipped.checkpoint_dir("image-blobs"))
+    record_training_data(clipped.checkpoint_dir("image-blobs"), image_set="blobs")
+    embed_workspace(clipped, progress=False)
+    plain, plain_meta = clipped.scores(score_workspace(clipped, progress=False))
+    assert plain_meta["detectors"] == [] and list(plain.columns) == ["id", "score"]
+
     res = run_cli("score", ws.path, "--embeddings-only")
     assert res.returncode == 0 and "knn_joint" in res.stdout
     assert Workspace.open(ws.path).scores()[1]["detectors"] == []
