@@ -54,6 +54,8 @@ def noise_scaled(cutouts: Any, max_size: int = 128) -> tuple[np.ndarray, np.ndar
     (``(n,)`` bool) marks cutouts with a band of no finite pixel or no noise at all: constant, or a background
     clipped to one value (thresholded images such as the FIRST sample, where most pixels are exactly 0).
     """
+    import torch
+
     arr = np.asarray(cutouts)
     if arr.ndim == 3:
         arr = arr[:, None]
@@ -65,8 +67,6 @@ def noise_scaled(cutouts: Any, max_size: int = 128) -> tuple[np.ndarray, np.ndar
                         f"{2 * KERNEL} px a side)")
     top, left = max(0, (h - max_size) // 2), max(0, (w - max_size) // 2)
     arr = np.array(arr[..., top : top + max_size, left : left + max_size], dtype=np.float32)
-    import torch
-
     n, b = arr.shape[:2]
     flat = torch.from_numpy(arr.reshape(n, b, -1))  # non-finite pixels become NaN, ignored by nanmedian
     flat = torch.where(torch.isfinite(flat), flat, torch.full_like(flat, float("nan")))
