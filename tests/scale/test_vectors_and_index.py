@@ -98,7 +98,7 @@ def test_server_map_data_answers_lasso_similar_and_colour_like_the_workspace(sim
     from explorer.analysis.map_data import MapData
     from explorer.analysis.workspace_ops import map_workspace, score_workspace
 
-    score_workspace(sim_copy, sample_size=1000, progress=False)
+    score_workspace(sim_copy, sample_size=1000, detectors=False, progress=False)  # scores are only carried here
     map_workspace(sim_copy, method="pca", sample_size=1000, progress=False)
     data = MapData.load(sim_copy)
     coords, _ = sim_copy.map()
