@@ -170,8 +170,9 @@ def stage_score(ws_path: str, a: argparse.Namespace) -> dict:
     from explorer.workspace import Workspace
 
     ws = Workspace.open(ws_path)
-    version = score_workspace(
-        ws, method=a.score_method, sample_size=a.score_sample, scheduler=a.scheduler, progress=False
+    version = score_workspace(  # the embeddings' scorer: what this benchmark has measured since session 2
+        ws, method=a.score_method, sample_size=a.score_sample, scheduler=a.scheduler, progress=False,
+        detectors=False,
     )
     return {
         "version": version,

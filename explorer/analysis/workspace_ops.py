@@ -24,6 +24,9 @@ from explorer.workspace import Workspace
 log = logging.getLogger(__name__)
 UMAP_SAMPLE = 200_000
 SCORE_SAMPLE = 200_000
+#: Above this many cutouts the default score leaves the artefact statistics out (they read every cutout: ~1.5 ms
+#: each on 2 cores, 25 min at 1M); ``artefacts=True`` (``explorer score --artefacts``) computes them anyway.
+ARTEFACT_LIMIT = 1_000_000
 #: Maps with more objects keep their ids compact in :func:`point_index`.
 COMPACT_FROM = 1_000_000
 
@@ -126,6 +129,7 @@ def score_workspace(
     part_rows: int = PART_ROWS,
     scorer_params: dict | None = None,
     detectors: bool = True,
+    artefacts: bool | None = None,
 ) -> str:
     """Unsupervised anomaly scores (higher = more anomalous) of the current embeddings; returns the version.
 
@@ -160,8 +164,11 @@ def score_workspace(
         reference is 4x cheaper and less local (21-23 % of the simulated oddities in the top 1 % instead of
         25-29 %). Saved in the version's metadata.
     detectors : bool
-        False: only the scorer on ``space`` (what the engine did before the other detectors; cheaper at 10M
-        objects with cutouts: the artefact statistics read every cutout, ~1.5 ms each on one core).
+        False: only the scorer on ``space`` (what the engine did before the other detectors).
+    artefacts : bool, optional
+        Whether the detectors include the cutout artefact statistics, which read every cutout (~1.5 ms each on
+        2 cores). Default: when the workspace has at most :data:`ARTEFACT_LIMIT` cutouts (a logged note says
+        when they are left out).
     """
     from explorer.analysis.anomaly import AnomalyScorer
 
@@ -179,7 +186,7 @@ def score_workspace(
     table = pd.DataFrame({"id": _id_column(ids_path), "score": scores})
     found: dict[str, np.ndarray] = {}
     if detectors:
-        found = _other_detectors(ws, version, space, params, random_state, table["id"], fit, seconds)
+        found = _other_detectors(ws, version, space, params, random_state, table["id"], fit, seconds, artefacts)
     names = []
     if found:
         from explorer.analysis.detectors import combine
@@ -244,28 +251,34 @@ def _score_space(ws: Workspace, space: str, params: dict, random_state: int, sam
 
 
 def _other_detectors(ws: Workspace, version: str, space: str, params: dict, random_state: int,
-                     ids: pd.Series, fit: dict, seconds: dict) -> dict[str, np.ndarray]:
+                     ids: pd.Series, fit: dict, seconds: dict, artefacts: bool | None) -> dict[str, np.ndarray]:
     """Scores of the detectors beside the scorer on ``space``, aligned with ``ids`` (NaN where one does not
     apply): the scorer on the diluted modality spaces (when ``space`` is joint), and the cutout artefact
     statistics."""
     from explorer.analysis.index_store import embedding_files
 
     _, _, _, meta = embedding_files(ws, space, version)
-    position = pd.Index(ids.astype(str))
-    out: dict[str, np.ndarray] = {}
     modality_spaces = [s for s in meta.get("spaces", {}) if s != "joint"]
-    if space == "joint" and len(modality_spaces) > 1:
-        for other in _diluted_spaces(ws, version, modality_spaces):
-            _, other_ids, other_scores, sec, _ = _score_space(ws, other, params, random_state, version=version,
-                                                              **fit)
-            out[f"{params['method']}_{other}"] = _aligned(position, _id_column(other_ids), other_scores)
-            seconds[f"score {other}"] = sec["fit"] + sec["score"]
-    t0 = time.perf_counter()
-    artefacts = image_artefacts(ws, progress=fit["progress"], random_state=random_state,
-                                scheduler=fit["scheduler"])
-    if len(artefacts):
-        for name in artefacts.columns:
-            out[name] = _aligned(position, artefacts.index, artefacts[name].to_numpy())
+    diluted = _diluted_spaces(ws, version, modality_spaces) if space == "joint" and len(modality_spaces) > 1 else []
+    n_cutouts = int(ws.catalog.table["image_set"].notna().sum()) if ws.catalog.images else 0
+    if artefacts is None:
+        artefacts = n_cutouts <= ARTEFACT_LIMIT
+        if not artefacts:
+            log.warning("%s cutouts: no artefact statistics in the default score (more than %s; ~1.5 ms each); "
+                        "`explorer score WS --artefacts` computes them", f"{n_cutouts:,}", f"{ARTEFACT_LIMIT:,}")
+    if not diluted and not (artefacts and n_cutouts):
+        return {}
+    position = pd.Index(ids.astype(str))  # built only when there is something to align
+    out: dict[str, np.ndarray] = {}
+    for other in diluted:
+        _, other_ids, other_scores, sec, _ = _score_space(ws, other, params, random_state, version=version, **fit)
+        out[f"{params['method']}_{other}"] = _aligned(position, _id_column(other_ids), other_scores)
+        seconds[f"score {other}"] = sec["fit"] + sec["score"]
+    if artefacts and n_cutouts:
+        t0 = time.perf_counter()
+        stats = image_artefacts(ws, progress=fit["progress"], random_state=random_state, scheduler=fit["scheduler"])
+        for name in stats.columns if len(stats) else ():
+            out[name] = _aligned(position, stats.index, stats[name].to_numpy())
         seconds["artefacts"] = round(time.perf_counter() - t0, 1)
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def register(sub) -> None:
         help="score the embedding space only: no per-modality scores and no cutout artefact statistics "
         "(hot pixels, satellite trails), which read every cutout (~1.5 ms each)",
     )
+    p.add_argument(
+        "--artefacts",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="include the cutout artefact statistics (default: yes up to 1,000,000 cutouts)",
+    )
     add_score_options(p)
     p.set_defaults(func=cmd_score)
 
@@ -81,7 +88,7 @@ def cmd_score(args) -> int:
 
     ws = Workspace.open(args.workspace)
     version = score_workspace(ws, method=args.method, space=args.space, detectors=not args.embeddings_only,
-                              **score_kwargs(args))
+                              artefacts=args.artefacts, **score_kwargs(args))
     meta = ws.scores(version)[1]
     detectors = meta.get("detectors") or [f"{meta['method']}_{meta.get('space', 'joint')}"]
     print(f"anomaly scores {version} saved ({', '.join(detectors)})")

@@ -176,3 +176,14 @@ def test_a_cutout_with_a_cosmic_ray_tops_the_saved_ranking_that_the_embeddings_a
     res = run_cli("score", ws.path, "--embeddings-only")
     assert res.returncode == 0 and "knn_joint" in res.stdout
     assert Workspace.open(ws.path).scores()[1]["detectors"] == []
+
+
+def test_many_cutouts_leave_the_artefact_statistics_out_of_the_default_unless_asked(blob_workspace, monkeypatch):
+    import explorer.analysis.workspace_ops as ops
+
+    ws = blob_workspace
+    embed_workspace(ws, progress=False)
+    monkeypatch.setattr(ops, "ARTEFACT_LIMIT", 10)  # the blob workspace has 64 cutouts
+    assert ws.scores(ops.score_workspace(ws, progress=False))[1]["detectors"] == []
+    forced = ws.scores(ops.score_workspace(ws, artefacts=True, progress=False))[1]
+    assert forced["detectors"] == ["knn_joint", "hot_pixel", "trail"]
