@@ -210,6 +210,7 @@ def score_workspace(
             "params": params,
             "embeddings": version,
             "space": space,
+            "catalog": ws.manifest.get("catalog"),
             "detectors": names,
             "combination": "max tail significance (decades)" if names else None,
             "direction": "higher = more anomalous",
@@ -276,11 +277,33 @@ def _other_detectors(ws: Workspace, version: str, space: str, params: dict, rand
         seconds[f"score {other}"] = sec["fit"] + sec["score"]
     if artefacts and n_cutouts:
         t0 = time.perf_counter()
-        stats = image_artefacts(ws, progress=fit["progress"], random_state=random_state, scheduler=fit["scheduler"])
+        stats = _saved_artefacts(ws, random_state)
+        if stats is None:
+            stats = image_artefacts(ws, progress=fit["progress"], random_state=random_state,
+                                    scheduler=fit["scheduler"])
+        else:
+            seconds["artefacts reused from"] = ws.current("scores")
         for name in stats.columns if len(stats) else ():
             out[name] = _aligned(position, stats.index, stats[name].to_numpy())
         seconds["artefacts"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def _saved_artefacts(ws: Workspace, random_state: int) -> pd.DataFrame | None:
+    """The artefact statistics of the current scores when they were measured on the same catalogue (they depend
+    on the cutouts only, not on the embeddings: re-scoring after a fine-tune does not read every cutout again)."""
+    from explorer.analysis.artefacts import FEATURES
+    from explorer.errors import ExplorerError
+
+    try:
+        table, meta = ws.scores()
+    except ExplorerError:
+        return None
+    same = meta.get("catalog") == ws.manifest.get("catalog") and meta.get("params", {}).get(
+        "random_state") == random_state
+    if not same or not set(FEATURES) <= set(table.columns):
+        return None
+    return table.set_index(table["id"].astype(str))[list(FEATURES)].dropna(how="all")
 
 
 def _diluted_spaces(ws: Workspace, version: str, spaces: list[str]) -> list[str]:

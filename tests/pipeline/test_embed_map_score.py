@@ -161,6 +161,10 @@ def test_a_cutout_with_a_cosmic_ray_tops_the_saved_ranking_that_the_embeddings_a
     assert scores.sort_values("hot_pixel", ascending=False)["id"].iloc[0] == "src040"
     knn_rank = scores.sort_values("knn_joint", ascending=False)["id"].tolist().index("src040")
     assert knn_rank > 5  # the encoder, trained to ignore noise, does not see it
+    # re-scoring (after a fine-tune, say) reuses the statistics: they depend on the cutouts, not the embeddings
+    again, again_meta = ws.scores(score_workspace(ws, progress=False))
+    assert again_meta["seconds"]["artefacts reused from"] == meta["version"]
+    np.testing.assert_array_equal(again["hot_pixel"], scores["hot_pixel"])
     # thresholded cutouts (background clipped to 0, as in the FIRST sample): no noise to measure artefacts
     # against, so no artefact statistics, and the score is the embeddings' own
     clipped = Workspace.create(tmp_path / "clipped")
