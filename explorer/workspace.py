@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -318,10 +318,18 @@ class Workspace:
         folder, meta = self.product_path("maps", version)
         return pd.read_parquet(folder / "coords.parquet"), meta
 
-    def scores(self, version: str | None = None) -> tuple[pd.DataFrame, dict]:
-        """Anomaly scores (``id, score``; higher = more anomalous) and their metadata."""
+    def scores(self, version: str | None = None, columns: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
+        """Anomaly scores (``id, score``, then one column per detector and ``flagged_by`` when several were
+        combined; higher = more anomalous) and their metadata. ``columns``: read only those of them the version
+        has (a server over millions of objects needs ``id, score``, not every detector's raw score)."""
         folder, meta = self.product_path("scores", version)
-        return pd.read_parquet(folder / "scores.parquet"), meta
+        path = folder / "scores.parquet"
+        if columns is not None:
+            import pyarrow.parquet as pq
+
+            have = set(pq.read_schema(path).names)
+            columns = [c for c in columns if c in have]
+        return pd.read_parquet(path, columns=columns), meta
 
     # ------------------------------------------------------------------ other stores
     @property

@@ -449,7 +449,7 @@ def _load(ws: Workspace) -> AppData:
     scores, score_version, reasons, reason_names = None, None, None, ()
     if len(frame):
         try:
-            table, meta = ws.scores()
+            table, meta = ws.scores(columns=("id", "score", "flagged_by"))
             score_version = meta.get("version")
             scores = _aligned(table["id"], table["score"].to_numpy(dtype=np.float64), catalog, rows)
             if "flagged_by" in table:

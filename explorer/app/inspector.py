@@ -286,8 +286,7 @@ class Inspector(pn.viewable.Viewer):
             return
         label = self._shown_label = self._labels_of(np.array([oid], dtype=object)).get(oid)
         score = float(self.session.scores_of(np.array([oid], dtype=object))[0])
-        reason = self.data.reason_of(oid) if hasattr(self.data, "reason_of") else None
-        self._row.object = catalogue_row_html(row, score, label, reason)
+        self._row.object = catalogue_row_html(row, score, label, self.data.reason_of(oid))
         self._show_cutout(oid)
         self._show_period(oid)
 

@@ -120,7 +120,7 @@ def saved_prior_scores(ws, emb, params: dict) -> np.ndarray | None:
     if params.get("method") != "knn":
         return None
     try:
-        table, meta = ws.scores()
+        table, meta = ws.scores(columns=("id", "score"))
     except Exception:  # noqa: BLE001 -- no scores yet, or unreadable: compute them
         return None
     same = json.loads(json.dumps(params, default=str)) == meta.get("params")

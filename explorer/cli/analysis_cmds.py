@@ -89,7 +89,7 @@ def cmd_score(args) -> int:
     ws = Workspace.open(args.workspace)
     version = score_workspace(ws, method=args.method, space=args.space, detectors=not args.embeddings_only,
                               artefacts=args.artefacts, **score_kwargs(args))
-    meta = ws.scores(version)[1]
+    meta = ws.versions("scores")[version]
     detectors = meta.get("detectors") or [f"{meta['method']}_{meta.get('space', 'joint')}"]
     print(f"anomaly scores {version} saved ({', '.join(detectors)})")
     return 0

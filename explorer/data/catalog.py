@@ -307,6 +307,10 @@ class Catalog:
                "lightcurve": int(self.table["has_lightcurve"].sum()) if "has_lightcurve" in self.table else 0}
         return out
 
+    def image_set_ids(self, name: str) -> np.ndarray:
+        """Ids (object array, catalogue order) of the objects whose cutout image set ``name`` holds."""
+        return self.table.loc[self.table["image_set"] == name, "id"].to_numpy(dtype=object)
+
     def image_sets_of(self, ids: Sequence[str]) -> dict[str, list[str]]:
         """``{image set: those of ids whose cutout it holds}``, in the order given; ids without a cutout, or not in
         the catalogue, are in none."""

@@ -52,7 +52,7 @@ def plan(ws: Workspace, image_model: str | None = None, lightcurve_model: str | 
     cat = ws.catalog
     jobs = []
     for name, store in cat.images.items():
-        ids = cat.table.loc[cat.table["image_set"] == name, "id"].to_numpy(dtype=object)
+        ids = cat.image_set_ids(name)
         if len(ids):
             ref = choose_image_checkpoint(ws, name, len(store.bands), image_model)
             jobs.append(Job(f"image:{name}", "image", name, ref, ids))

@@ -687,7 +687,7 @@ def _image_plan(ws: Workspace, parents: dict[str, Path], current) -> list[tuple[
         name = key.removeprefix("image:")
         if not key.startswith("image:") or name not in cat.images:
             continue
-        ids = cat.table.loc[cat.table["image_set"] == name, "id"].to_numpy(dtype=object)
+        ids = cat.image_set_ids(name)
         found.append((key, name, parent, labelled_subset(current, ids)))
     if not found:
         raise ModelError(
