@@ -38,7 +38,7 @@ import pandas as pd
 from explorer import __version__
 from explorer.data.catalog import LEAN_IDS_MIN_ROWS, Catalog, lean_id_column
 from explorer.data.images import open_image_set
-from explorer.data.lightcurves import LightCurveStore
+from explorer.data.simulated_lightcurves import open_lightcurves
 from explorer.errors import DataError, WorkspaceError
 
 MANIFEST = "manifest.json"
@@ -204,8 +204,8 @@ class Workspace:
                     lean_id_column(table["id"]) if len(table) >= LEAN_IDS_MIN_ROWS else table["id"].astype(object)
                 )
             images = {n: open_image_set(self.path / rel) for n, rel in self.manifest["image_sets"].items()}
-            parts = self.manifest.get("lightcurve_parts", [])
-            lcs = LightCurveStore(self.path / "lightcurves", parts=[Path(p).name for p in parts]) if parts else None
+            lcs = open_lightcurves(self.path, self.manifest.get("lightcurve_parts", []),
+                                   self.manifest.get("lightcurve_sets"))
             self._catalog = Catalog(table=table, images=images, lightcurves=lcs)
         return self._catalog
 

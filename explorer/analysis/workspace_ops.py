@@ -11,11 +11,11 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from explorer.analysis.data_detectors import definitions
 from explorer.analysis.distributed import PART_ROWS
 from explorer.analysis.id_table import IdTable
 from explorer.errors import DataError
@@ -24,9 +24,6 @@ from explorer.workspace import Workspace
 log = logging.getLogger(__name__)
 UMAP_SAMPLE = 200_000
 SCORE_SAMPLE = 200_000
-#: Above this many cutouts the default score leaves the artefact statistics out (they read every cutout: ~1.5 ms
-#: each on 2 cores, 25 min at 1M); ``artefacts=True`` (``explorer score --artefacts``) computes them anyway.
-ARTEFACT_LIMIT = 1_000_000
 #: Maps with more objects keep their ids compact in :func:`point_index`.
 COMPACT_FROM = 1_000_000
 
@@ -130,6 +127,7 @@ def score_workspace(
     scorer_params: dict | None = None,
     detectors: bool = True,
     artefacts: bool | None = None,
+    variability: bool | None = None,
 ) -> str:
     """Unsupervised anomaly scores (higher = more anomalous) of the current embeddings; returns the version.
 
@@ -144,8 +142,9 @@ def score_workspace(
     best of their tail significances (:mod:`explorer.analysis.detectors`, in decades of rarity):
     the scorer on ``space``, the same scorer on the own space of each modality whose objects mostly have
     another modality too, when ``space`` is ``"joint"`` (a light curve's oddity is not diluted by its star's
-    cutout there), and the cutout
-    artefact statistics ``hot_pixel`` and ``trail`` of every image set (:mod:`explorer.analysis.artefacts`).
+    cutout there), the ``variability`` of every light curve (:mod:`explorer.analysis.variability`) and the
+    cutout artefact statistics ``hot_pixel`` and ``trail`` of every image set (:mod:`explorer.analysis.artefacts`);
+    the last two read the objects' data (:mod:`explorer.analysis.data_detectors`).
     Each detector's raw score is saved beside ``score`` (columns named in the metadata's ``detectors``), and
     ``flagged_by`` names the detector that gave the object its score (shown in the app's inspector).
     With a single detector (imported vectors, no cutouts) ``score`` is the scorer's own score.
@@ -167,8 +166,12 @@ def score_workspace(
         False: only the scorer on ``space`` (what the engine did before the other detectors).
     artefacts : bool, optional
         Whether the detectors include the cutout artefact statistics, which read every cutout (~1.5 ms each on
-        2 cores). Default: when the workspace has at most :data:`ARTEFACT_LIMIT` cutouts (a logged note says
-        when they are left out).
+        2 cores). Default: when the workspace has at most
+        :data:`~explorer.analysis.data_detectors.ARTEFACT_LIMIT` cutouts (a logged note says when they are left
+        out).
+    variability : bool, optional
+        The same for the light curves' variability (~0.3 ms per curve); default up to
+        :data:`~explorer.analysis.data_detectors.VARIABILITY_LIMIT` curves.
     """
     from explorer.analysis.anomaly import AnomalyScorer
 
@@ -186,7 +189,8 @@ def score_workspace(
     table = pd.DataFrame({"id": _id_column(ids_path), "score": scores})
     found: dict[str, np.ndarray] = {}
     if detectors:
-        found = _other_detectors(ws, version, space, params, random_state, table["id"], fit, seconds, artefacts)
+        found = _other_detectors(ws, version, space, params, random_state, table["id"], fit, seconds, artefacts,
+                                 variability)
     names = []
     if found:
         from explorer.analysis.detectors import combine
@@ -212,6 +216,7 @@ def score_workspace(
             "space": space,
             "catalog": ws.manifest.get("catalog"),
             "detectors": names,
+            "definitions": {k: v for k, v in definitions().items() if k in names},
             "combination": "max tail significance (decades)" if names else None,
             "direction": "higher = more anomalous",
             "fit_sample": fit_rows,
@@ -251,23 +256,24 @@ def _score_space(ws: Workspace, space: str, params: dict, random_state: int, sam
     return version, ids_path, scores, seconds, (int(len(rows)) if len(rows) < n else None)
 
 
-def _other_detectors(ws: Workspace, version: str, space: str, params: dict, random_state: int,
-                     ids: pd.Series, fit: dict, seconds: dict, artefacts: bool | None) -> dict[str, np.ndarray]:
+def _other_detectors(ws: Workspace, version: str, space: str, params: dict, random_state: int, ids: pd.Series,
+                     fit: dict, seconds: dict, artefacts: bool | None, variability: bool | None
+                     ) -> dict[str, np.ndarray]:
     """Scores of the detectors beside the scorer on ``space``, aligned with ``ids`` (NaN where one does not
-    apply): the scorer on the diluted modality spaces (when ``space`` is joint), and the cutout artefact
-    statistics."""
+    apply): the scorer on the diluted modality spaces (when ``space`` is joint), the light curves' variability
+    and the cutout artefact statistics."""
+    from explorer.analysis import data_detectors as dd
     from explorer.analysis.index_store import embedding_files
 
     _, _, _, meta = embedding_files(ws, space, version)
     modality_spaces = [s for s in meta.get("spaces", {}) if s != "joint"]
     diluted = _diluted_spaces(ws, version, modality_spaces) if space == "joint" and len(modality_spaces) > 1 else {}
-    n_cutouts = ws.catalog.modalities()["image"] if ws.catalog.images else 0
-    if artefacts is None:
-        artefacts = n_cutouts <= ARTEFACT_LIMIT
-        if not artefacts:
-            log.warning("%s cutouts: no artefact statistics in the default score (more than %s; ~1.5 ms each); "
-                        "`explorer score WS --artefacts` computes them", f"{n_cutouts:,}", f"{ARTEFACT_LIMIT:,}")
-    if not diluted and not (artefacts and n_cutouts):
+    counts = ws.catalog.modalities()
+    artefacts = dd.wanted("cutouts", counts["image"] if ws.catalog.images else 0, dd.ARTEFACT_LIMIT, artefacts,
+                          "--artefacts")
+    variability = dd.wanted("light curves", counts["lightcurve"] if ws.catalog.lightcurves is not None else 0,
+                            dd.VARIABILITY_LIMIT, variability, "--variability")
+    if not diluted and not artefacts and not variability:
         return {}
     position = pd.Index(ids.astype(str))  # built only when there is something to align
     out: dict[str, np.ndarray] = {}
@@ -275,35 +281,30 @@ def _other_detectors(ws: Workspace, version: str, space: str, params: dict, rand
         _, _, other_scores, sec, _ = _score_space(ws, other, params, random_state, version=version, **fit)
         out[f"{params['method']}_{other}"] = _aligned(position, other_ids, other_scores)
         seconds[f"score {other}"] = sec["fit"] + sec["score"]
-    if artefacts and n_cutouts:
+    if variability:
         t0 = time.perf_counter()
-        stats = _saved_artefacts(ws, random_state)
+        saved = dd.saved_statistics(ws, [dd.VARIABILITY], random_state)
+        if saved is None:
+            found = dd.lightcurve_variability(ws, progress=fit["progress"], random_state=random_state)
+        else:
+            found = saved[dd.VARIABILITY]
+            seconds["variability reused from"] = ws.current("scores")
+        out[dd.VARIABILITY] = _aligned(position, found.index, found.to_numpy())
+        seconds["variability"] = round(time.perf_counter() - t0, 1)
+    if artefacts:
+        from explorer.analysis.artefacts import FEATURES
+
+        t0 = time.perf_counter()
+        stats = dd.saved_statistics(ws, FEATURES, random_state)
         if stats is None:
-            stats = image_artefacts(ws, progress=fit["progress"], random_state=random_state,
-                                    scheduler=fit["scheduler"])
+            stats = dd.image_artefacts(ws, progress=fit["progress"], random_state=random_state,
+                                       scheduler=fit["scheduler"])
         else:
             seconds["artefacts reused from"] = ws.current("scores")
         for name in stats.columns if len(stats) else ():
             out[name] = _aligned(position, stats.index, stats[name].to_numpy())
         seconds["artefacts"] = round(time.perf_counter() - t0, 1)
     return out
-
-
-def _saved_artefacts(ws: Workspace, random_state: int) -> pd.DataFrame | None:
-    """The artefact statistics of the current scores when they were measured on the same catalogue (they depend
-    on the cutouts only, not on the embeddings: re-scoring after a fine-tune does not read every cutout again)."""
-    from explorer.analysis.artefacts import FEATURES
-    from explorer.errors import ExplorerError
-
-    try:
-        table, meta = ws.scores(columns=("id", *FEATURES))
-    except ExplorerError:
-        return None
-    same = meta.get("catalog") == ws.manifest.get("catalog") and meta.get("params", {}).get(
-        "random_state") == random_state
-    if not same or not set(FEATURES) <= set(table.columns):
-        return None
-    return table.set_index(table["id"].astype(str))[list(FEATURES)].dropna(how="all")
 
 
 def _diluted_spaces(ws: Workspace, version: str, spaces: list[str]) -> dict[str, pd.Index]:
@@ -332,56 +333,6 @@ def _aligned(position: pd.Index, ids, values: np.ndarray) -> np.ndarray:
     where = position.get_indexer(pd.Index(np.asarray(ids).astype(str)))
     out[where[where >= 0]] = np.asarray(values, dtype=np.float64)[where >= 0]
     return out
-
-
-def image_artefacts(ws: Workspace, progress: bool = True, random_state: int = 0, scheduler: str | None = None,
-                    part_size: int = 4096) -> pd.DataFrame:
-    """``hot_pixel`` and ``trail`` statistics of every cutout (:class:`~explorer.analysis.artefacts.CutoutArtefacts`
-    fitted per image set on a seeded sample of its cutouts), indexed by id; empty without cutouts.
-
-    Cutouts are read and measured in parts of ``part_size``, in process or on Dask (``scheduler``), with the
-    same results; an image set whose cutouts have no measurable noise is skipped with a logged reason.
-    """
-    from explorer.analysis.artefacts import CutoutArtefacts
-    from explorer.scale import run_partitions
-
-    cat = ws.catalog
-    frames = []
-    for name, store in cat.images.items():
-        ids = cat.image_set_ids(name)
-        if len(ids) == 0:
-            continue
-        detector = CutoutArtefacts(random_state=random_state)
-        sample = np.random.default_rng(random_state).choice(len(ids), min(len(ids), detector.fit_cutouts),
-                                                            replace=False)
-        try:
-            detector.fit(store.get(list(ids[np.sort(sample)])))
-        except DataError as err:  # e.g. every cutout blank or too small: these statistics do not apply
-            log.warning("image set %r: no artefact statistics (%s)", name, err)
-            continue
-        parts = [CutoutPart(str(ws.path), name, tuple(ids[a : a + part_size].tolist()))
-                 for a in range(0, len(ids), part_size)]
-        values = run_partitions(artefact_part, parts, shared=detector, scheduler=scheduler,
-                                desc=f"artefacts {name}", progress=progress)
-        frames.append(pd.DataFrame(np.concatenate(values), index=pd.Index(ids.astype(str), name="id"),
-                                   columns=list(detector.feature_names_out_)))
-    return pd.concat(frames) if frames else pd.DataFrame(columns=list(CutoutArtefacts.feature_names_out_))
-
-
-@dataclass(frozen=True)
-class CutoutPart:
-    """Some cutouts of one image set of the workspace at ``path`` (what a Dask task receives)."""
-
-    path: str
-    image_set: str
-    ids: tuple
-
-
-def artefact_part(detector, part: CutoutPart, batch: int = 1024) -> np.ndarray:
-    """The artefact statistics ``(len(part.ids), 2)`` of one part, with a fitted ``CutoutArtefacts``."""
-    store = Workspace.open(part.path).catalog.images[part.image_set]
-    ids = list(part.ids)
-    return np.concatenate([detector.transform(store.get(ids[a : a + batch])) for a in range(0, len(ids), batch)])
 
 
 def _id_column(ids_path) -> pd.Series:

@@ -40,14 +40,20 @@ def register(sub) -> None:
     p.add_argument(
         "--embeddings-only",
         action="store_true",
-        help="score the embedding space only: no per-modality scores and no cutout artefact statistics "
-        "(hot pixels, satellite trails), which read every cutout (~1.5 ms each)",
+        help="score the embedding space only: no per-modality scores, no light-curve variability and no cutout "
+        "artefact statistics (hot pixels, satellite trails), which read every curve and cutout",
     )
     p.add_argument(
         "--artefacts",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="include the cutout artefact statistics (default: yes up to 1,000,000 cutouts)",
+    )
+    p.add_argument(
+        "--variability",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="include the light curves' variability statistics (default: yes up to 3,000,000 curves)",
     )
     add_score_options(p)
     p.set_defaults(func=cmd_score)
@@ -88,7 +94,7 @@ def cmd_score(args) -> int:
 
     ws = Workspace.open(args.workspace)
     version = score_workspace(ws, method=args.method, space=args.space, detectors=not args.embeddings_only,
-                              artefacts=args.artefacts, **score_kwargs(args))
+                              artefacts=args.artefacts, variability=args.variability, **score_kwargs(args))
     meta = ws.versions("scores")[version]
     detectors = meta.get("detectors") or [f"{meta['method']}_{meta.get('space', 'joint')}"]
     print(f"anomaly scores {version} saved ({', '.join(detectors)})")

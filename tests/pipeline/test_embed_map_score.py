@@ -135,7 +135,7 @@ def test_imported_vectors_are_scored_and_a_planted_outlier_comes_first(blob_work
     assert scores.sort_values("score", ascending=False)["id"].iloc[0] == ids[7]
 
 
-def test_a_cutout_with_a_cosmic_ray_tops_the_saved_ranking_that_the_embeddings_alone_miss(tmp_path,
+def test_a_cutout_with_a_cosmic_ray_tops_the_saved_ranking_that_the_embeddings_alone_miss(tmp_path, monkeypatch,
                                                                                           tiny_image_checkpoint):
     import shutil
 
@@ -165,6 +165,12 @@ def test_a_cutout_with_a_cosmic_ray_tops_the_saved_ranking_that_the_embeddings_a
     again, again_meta = ws.scores(score_workspace(ws, progress=False))
     assert again_meta["seconds"]["artefacts reused from"] == meta["version"]
     np.testing.assert_array_equal(again["hot_pixel"], scores["hot_pixel"])
+    # ... unless the statistics are defined differently now (a new release): then they are measured again
+    from explorer.analysis import artefacts
+
+    monkeypatch.setattr(artefacts, "MISMATCH", 0.5)
+    _, changed = ws.scores(score_workspace(ws, progress=False))
+    assert "artefacts reused from" not in changed["seconds"] and "0.5" in changed["definitions"]["hot_pixel"]
     # thresholded cutouts (background clipped to 0, as in the FIRST sample): no noise to measure artefacts
     # against, so no artefact statistics, and the score is the embeddings' own
     clipped = Workspace.create(tmp_path / "clipped")
@@ -184,10 +190,11 @@ def test_a_cutout_with_a_cosmic_ray_tops_the_saved_ranking_that_the_embeddings_a
 
 def test_many_cutouts_leave_the_artefact_statistics_out_of_the_default_unless_asked(blob_workspace, monkeypatch):
     import explorer.analysis.workspace_ops as ops
+    from explorer.analysis import data_detectors
 
     ws = blob_workspace
     embed_workspace(ws, progress=False)
-    monkeypatch.setattr(ops, "ARTEFACT_LIMIT", 10)  # the blob workspace has 64 cutouts
+    monkeypatch.setattr(data_detectors, "ARTEFACT_LIMIT", 10)  # the blob workspace has 64 cutouts
     assert ws.scores(ops.score_workspace(ws, progress=False))[1]["detectors"] == []
     forced = ws.scores(ops.score_workspace(ws, artefacts=True, progress=False))[1]
     assert forced["detectors"] == ["knn_joint", "hot_pixel", "trail"]

@@ -1,0 +1,154 @@
+"""The detectors that read the objects themselves, not their embeddings: cutout artefacts and light-curve variability.
+
+:func:`score_workspace <explorer.analysis.workspace_ops.score_workspace>` combines them with the kNN scores of
+the embeddings. Both depend on the catalogue only, so a re-score on the same catalogue (after a fine-tune) takes
+them from the current scores (:func:`saved_statistics`) instead of reading every cutout and curve again.
+
+* :func:`image_artefacts`: ``hot_pixel`` and ``trail`` of every cutout (:mod:`explorer.analysis.artefacts`),
+  in parts, in process or on Dask;
+* :func:`lightcurve_variability`: ``variability``, how far each curve's variability statistics stand from
+  everyone else's (:mod:`explorer.analysis.variability`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from explorer.errors import DataError
+from explorer.progress import progress_bar
+from explorer.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+#: Above this many cutouts the default score leaves the artefact statistics out (they read every cutout: ~1.5 ms
+#: each on 2 cores, 25 min at 1M); ``artefacts=True`` (``explorer score --artefacts``) computes them anyway.
+ARTEFACT_LIMIT = 1_000_000
+#: Above this many light curves the default score leaves the variability statistics out (~0.3 ms per curve of
+#: 200 points with reading, 17 min at 3M); ``variability=True`` (``explorer score --variability``) forces them.
+VARIABILITY_LIMIT = 3_000_000
+#: Light curves read and measured at once.
+CURVE_CHUNK = 20_000
+VARIABILITY = "variability"
+
+
+def wanted(kind: str, count: int, limit: int, asked: bool | None, flag: str) -> bool:
+    """Whether a detector reading ``count`` objects runs: ``asked`` if given, else up to ``limit`` (with a
+    logged note naming the ``flag`` that forces it when it is left out)."""
+    if asked is not None:
+        return bool(asked and count)
+    if count > limit:
+        log.warning("%s %s: left out of the default score (more than %s); `explorer score WS %s` computes them",
+                    f"{count:,}", kind, f"{limit:,}", flag)
+        return False
+    return count > 0
+
+
+def definitions() -> dict[str, str]:
+    """What each statistic here is, as a string that changes when its definition does (saved with the scores, so
+    that a re-score never reuses statistics measured the old way)."""
+    from explorer.analysis import artefacts, variability
+
+    image = (f"{','.join(artefacts.FEATURES)}: kernel {artefacts.KERNEL}, clip {artefacts.CLIP}, "
+             f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles")
+    curves = f"kNN over {','.join(variability.STATISTICS)} per band, clip {variability.CLIP}"
+    return {**dict.fromkeys(artefacts.FEATURES, image), VARIABILITY: curves}
+
+
+def saved_statistics(ws: Workspace, names: Sequence[str], random_state: int) -> pd.DataFrame | None:
+    """The columns ``names`` of the current scores, by id, when those scores were made on the same catalogue with
+    the same ``random_state`` and the same :func:`definitions` (these statistics depend on the cutouts and curves
+    only, not on the embeddings). None when there are none to reuse."""
+    from explorer.errors import ExplorerError
+
+    try:
+        table, meta = ws.scores(columns=("id", *names))
+    except ExplorerError:
+        return None
+    now = definitions()
+    same = (meta.get("catalog") == ws.manifest.get("catalog")
+            and meta.get("params", {}).get("random_state") == random_state
+            and all(meta.get("definitions", {}).get(name) == now[name] for name in names))
+    if not same or not set(names) <= set(table.columns):
+        return None
+    return table.set_index(table["id"].astype(str))[list(names)].dropna(how="all")
+
+
+def image_artefacts(ws: Workspace, progress: bool = True, random_state: int = 0, scheduler: str | None = None,
+                    part_size: int = 4096) -> pd.DataFrame:
+    """``hot_pixel`` and ``trail`` statistics of every cutout (:class:`~explorer.analysis.artefacts.CutoutArtefacts`
+    fitted per image set on a seeded sample of its cutouts), indexed by id; empty without cutouts.
+
+    Cutouts are read and measured in parts of ``part_size``, in process or on Dask (``scheduler``), with the
+    same results; an image set whose cutouts have no measurable noise is skipped with a logged reason.
+    """
+    from explorer.analysis.artefacts import CutoutArtefacts
+    from explorer.scale import run_partitions
+
+    cat = ws.catalog
+    frames = []
+    for name, store in cat.images.items():
+        ids = cat.image_set_ids(name)
+        if len(ids) == 0:
+            continue
+        detector = CutoutArtefacts(random_state=random_state)
+        sample = np.random.default_rng(random_state).choice(len(ids), min(len(ids), detector.fit_cutouts),
+                                                            replace=False)
+        try:
+            detector.fit(store.get(list(ids[np.sort(sample)])))
+        except DataError as err:  # e.g. every cutout blank or too small: these statistics do not apply
+            log.warning("image set %r: no artefact statistics (%s)", name, err)
+            continue
+        parts = [CutoutPart(str(ws.path), name, tuple(ids[a : a + part_size].tolist()))
+                 for a in range(0, len(ids), part_size)]
+        values = run_partitions(artefact_part, parts, shared=detector, scheduler=scheduler,
+                                desc=f"artefacts {name}", progress=progress)
+        frames.append(pd.DataFrame(np.concatenate(values), index=pd.Index(ids.astype(str), name="id"),
+                                   columns=list(detector.feature_names_out_)))
+    return pd.concat(frames) if frames else pd.DataFrame(columns=list(CutoutArtefacts.feature_names_out_))
+
+
+@dataclass(frozen=True)
+class CutoutPart:
+    """Some cutouts of one image set of the workspace at ``path`` (what a Dask task receives)."""
+
+    path: str
+    image_set: str
+    ids: tuple
+
+
+def artefact_part(detector, part: CutoutPart, batch: int = 1024) -> np.ndarray:
+    """The artefact statistics ``(len(part.ids), 2)`` of one part, with a fitted ``CutoutArtefacts``."""
+    store = Workspace.open(part.path).catalog.images[part.image_set]
+    ids = list(part.ids)
+    return np.concatenate([detector.transform(store.get(ids[a : a + batch])) for a in range(0, len(ids), batch)])
+
+
+def lightcurve_variability(ws: Workspace, progress: bool = True, random_state: int = 0,
+                           chunk: int = CURVE_CHUNK) -> pd.Series:
+    """``variability`` of every light curve, by id: the kNN distance of its variability statistics
+    (:func:`~explorer.analysis.variability.variability_features`, every band of the workspace) among all curves'
+    (:func:`~explorer.analysis.variability.feature_outliers`); empty without light curves. Curves are read and
+    measured ``chunk`` at a time."""
+    from explorer.analysis.variability import feature_outliers, variability_features
+
+    store = ws.catalog.lightcurves
+    if store is None:
+        return pd.Series(dtype=np.float64, name=VARIABILITY)
+    ids = ws.catalog.table.loc[ws.catalog.table["has_lightcurve"].astype(bool), "id"].to_numpy(dtype=object)
+    bands = [str(b) for b in store.bands]
+    frames = []
+    with progress_bar(range(0, len(ids), chunk), desc="variability", unit="part", disable=not progress) as bar:
+        for a in bar:
+            part = ids[a : a + chunk]
+            frames.append(variability_features(store.get_many(list(part)), bands=bands,
+                                               value=store.value_column).reindex(part.astype(str)))
+    if not frames:
+        return pd.Series(dtype=np.float64, name=VARIABILITY)
+    features = pd.concat(frames)
+    scores = feature_outliers(features.to_numpy(), random_state=random_state)
+    return pd.Series(scores, index=features.index, name=VARIABILITY)
