@@ -32,7 +32,8 @@ Methods (``space`` column):
 Then a labelling session with an oracle (skip with ``--no-feedback``): the top unlabelled object is viewed and
 labelled (anomaly if it is an oddity, else normal), the ranking re-learns, for 1 % of the catalogue; it reports
 the oddities found in those views, per class, for kNN + kernel feedback and for the forest + AAD, and for
-kNN + kernel feedback starting from the saved workspace scores (what the app's live ranking does).
+kNN + kernel feedback starting from the saved workspace scores, with the kernel in the embedding alone and, as
+the app's live ranking does, in the embedding and the detectors' tail significances (``side_features``).
 
 Prints one table and, with ``--json PATH``, writes every row plus the load average.
 """
@@ -54,6 +55,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from explorer.analysis.anomaly import AnomalyScorer  # noqa: E402
+from explorer.analysis.detectors import significances  # noqa: E402
 from explorer.data.simulate import ODDITY_MIX  # noqa: E402
 from explorer.workspace import Workspace  # noqa: E402
 
@@ -208,17 +210,24 @@ def run(ws: Workspace, seed: int, feedback: bool = True) -> list[dict[str, Any]]
         rows.append(discovery(np.asarray(joint.vectors), all_ids, odd_all, cls_all, "knn", seed,
                               prior=saved["score"].to_numpy(np.float64), label="workspace+kernel feedback"))
         print(format_discovery(rows[-1]), flush=True)
+        # what the app's live ranking does: labels spread in the embedding and in the detectors' significances
+        side = significances({d: saved[d].to_numpy(np.float64) for d in meta["detectors"]})
+        rows.append(discovery(np.asarray(joint.vectors), all_ids, odd_all, cls_all, "knn", seed,
+                              prior=saved["score"].to_numpy(np.float64), side=side,
+                              label="workspace+kernel feedback (app)"))
+        print(format_discovery(rows[-1]), flush=True)
     return rows
 
 
 def discovery(
     X: np.ndarray, ids: np.ndarray, odd: np.ndarray, cls: np.ndarray, method: str, seed: int,
-    prior: np.ndarray | None = None, label: str | None = None,
+    prior: np.ndarray | None = None, label: str | None = None, side: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """An oracle views the top unlabelled object, labels it (anomaly if an oddity, else normal), re-rank; repeat
     for 1 % of the catalogue. Oddities found in that budget, beside the static top 1 %, and ms per re-rank.
-    ``prior``: start from these scores (the saved ones, as the app's live ranking does)."""
-    scorer = AnomalyScorer(method=method, random_state=seed).fit(X, ids, prior_scores=prior)
+    ``prior``: start from these scores (the saved ones, as the app's live ranking does); ``side``: the
+    scorer's ``side_features`` (the app passes the saved detectors' significances)."""
+    scorer = AnomalyScorer(method=method, random_state=seed).fit(X, ids, prior_scores=prior, side_features=side)
     budget = max(int(round(0.01 * len(ids))), 1)
     static = scorer.rank_rows(top=budget)
     seen, times = [], []

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["combine", "tail_significance"]
+__all__ = ["combine", "significances", "tail_significance"]
 
 BULK, TAIL = 0.90, 0.99
 
@@ -62,3 +62,10 @@ def combine(detectors: Mapping[str, np.ndarray], return_which: bool = False):
     stacked = np.vstack(columns)
     best = stacked.max(axis=0)
     return (best, stacked.argmax(axis=0)) if return_which else best
+
+
+def significances(detectors: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``(n, len(detectors))`` float32 tail significances, one column per detector (0 where it does not apply):
+    where each object stands in every detector's tail, the coordinates the live ranking's labels also spread in
+    (:class:`~explorer.analysis.anomaly.AnomalyScorer`'s ``side_features``)."""
+    return np.column_stack([tail_significance(s) for s in detectors.values()]).astype(np.float32)

@@ -80,7 +80,8 @@ class LiveRanking:
         scorer = AnomalyScorer(random_state=0)
         prior = saved_prior_scores(self.data.ws, emb, scorer.get_params())
         self.from_saved_scores_ = prior is not None
-        self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior)
+        side = saved_significances(self.data.ws, emb) if prior is not None else None
+        self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior, side_features=side)
         # built once: positions of the map's rows among the embedded ids (no per-label work over all ids)
         self._index = pd.Index(np.asarray(emb.ids, dtype=object))
         self._frame_pos = self._index.get_indexer(self.data.frame["id"].to_numpy(dtype=object))
@@ -129,6 +130,25 @@ def saved_prior_scores(ws, emb, params: dict) -> np.ndarray | None:
     scores = pd.Series(table["score"].to_numpy(np.float64), index=pd.Index(table["id"].astype(str)))
     scores = scores[~scores.index.duplicated()].reindex(pd.Index(np.asarray(emb.ids).astype(str)))
     return None if scores.isna().any() or not np.isfinite(scores.to_numpy()).all() else scores.to_numpy()
+
+
+def saved_significances(ws, emb) -> np.ndarray | None:
+    """Each saved detector's tail significance for ``emb``'s objects (``(n, detectors)``, 0 where one does not
+    apply), when the current scores combined several: labels then spread to objects flagged alike
+    (:class:`~explorer.analysis.anomaly.AnomalyScorer`'s ``side_features``). None with a single detector."""
+    from explorer.analysis.detectors import significances
+
+    try:
+        meta = ws.versions("scores")[ws.current("scores")]
+        names = list(meta.get("detectors") or [])
+        if len(names) < 2:
+            return None
+        table, _ = ws.scores(columns=("id", *names))
+    except Exception:  # noqa: BLE001 -- no scores, or unreadable: the embedding alone
+        return None
+    table = table.drop_duplicates("id")
+    aligned = table.set_index(table["id"].astype(str)).reindex(pd.Index(np.asarray(emb.ids).astype(str)))
+    return significances({name: aligned[name].to_numpy(np.float64) for name in names if name in aligned})
 
 
 def live_ranking(data) -> LiveRanking:

@@ -198,3 +198,35 @@ def test_saved_prior_scores_seed_a_knn_scorer_that_learns_the_same_way(planted):
         AnomalyScorer(method="iforest").fit(X, ids, prior_scores=fresh.prior_scores_)
     with pytest.raises(DataError, match="2000 finite scores"):
         AnomalyScorer().fit(X, ids, prior_scores=fresh.prior_scores_[:5])
+
+
+def test_side_features_keep_a_normal_label_from_sinking_a_detector_outlier_beside_it(singles):
+    """Object 1 sits next to object 0 in the embedding; a detector flags object 1 far out (significance 9) and
+    object 0 only at the edge of its tail (2.5). Labelling object 0 normal sinks object 1 with it when labels
+    spread in the embedding alone, but not when they also spread in the detectors' significances."""
+    X, ids = singles
+    X = X.copy()
+    X[1] = X[0] + 0.05
+    rng = np.random.default_rng(0)
+    side = np.abs(rng.normal(0, 0.5, (len(X), 2))).astype(np.float32)
+    side[0, 0], side[1, 0] = 2.5, 9.0
+    prior = AnomalyScorer().fit(X, ids).prior_scores_
+    prior[1] = prior[0]  # same combined score to start with: only the label decides
+
+    def after_label(side_features):
+        scorer = AnomalyScorer().fit(X, ids, prior_scores=prior, side_features=side_features)
+        before = positions(scorer)[1]
+        scorer.update({ids[0]: "normal"})
+        return before, positions(scorer)[1], scorer
+
+    before, plain, _ = after_label(None)
+    assert before < 12 and plain > 50  # dragged down with its neighbour
+    before, kept, scorer = after_label(side)
+    assert kept <= before  # still at the top: it was flagged for another reason
+    assert positions(scorer)[0] > 50  # the labelled object itself went down
+    # persisted and rebuilt with the same side features: the same ranking
+    learnt = AnomalyScorer().fit(X, ids, side_features=side).update({ids[0]: "normal"})
+    again = AnomalyScorer.from_state(learnt.to_state(), X, side_features=side)
+    np.testing.assert_allclose(again.scores_, learnt.scores_)
+    with pytest.raises(DataError, match="side_features"):
+        AnomalyScorer().fit(X, ids, side_features=side[:10])

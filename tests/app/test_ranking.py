@@ -41,3 +41,25 @@ def test_scores_from_another_method_are_not_reused(scored):
     params = AnomalyScorer(random_state=0).get_params()
     assert saved_prior_scores(ws, ws.embeddings(), params) is None
     assert saved_prior_scores(ws, ws.embeddings(), {**params, "method": "iforest"}) is None
+
+
+def test_the_live_ranking_spreads_labels_in_the_saved_detectors_significances(scored):
+    from explorer.analysis.detectors import significances
+    from explorer.app.ranking import saved_significances
+
+    ws, X, ids = scored
+    assert saved_significances(ws, ws.embeddings()) is None  # no scores yet
+    score_workspace(ws, progress=False)
+    assert saved_significances(ws, ws.embeddings()) is None  # one detector: nothing to add
+    # scores combined from two detectors, saved in another order than the embeddings'
+    table, meta = ws.scores()
+    rng = np.random.default_rng(0)
+    table = table.assign(trail=rng.gamma(2.0, size=len(table)), knn_joint=table["score"]).iloc[::-1]
+    ws.save_product("scores", tables={"scores": table}, arrays={"score": table["score"].to_numpy(np.float32)},
+                    meta={**{k: meta[k] for k in ("method", "params", "embeddings", "space")},
+                          "detectors": ["knn_joint", "trail"]})
+    side = saved_significances(ws, ws.embeddings())
+    by_id = table.set_index("id")
+    expected = significances({d: by_id[d].reindex(ids).to_numpy() for d in ("knn_joint", "trail")})
+    np.testing.assert_array_equal(side, expected)
+    assert side.shape == (len(ids), 2) and np.argmax(side[:, 1]) == np.argmax(by_id["trail"].reindex(ids))
