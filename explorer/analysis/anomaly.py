@@ -33,7 +33,7 @@ anomaly section of ``benchmarks/RESULTS.md``).
   neighbour score (Lochner & Bassett 2021). With ``side_features`` (the live ranking passes each saved
   detector's tail significance) ``x`` is the embedding and those, scaled to weigh alike, so a "normal" label on
   an ordinary object at the edge of one detector's tail does not sink a far outlier of that detector next to it
-  in the embedding: from the saved multi-detector scores, an oracle labelling the top object found 49 and 42
+  in the embedding: from the saved multi-detector scores, an oracle labelling the top object found 49 and 43
   simulated oddities in 200 views (seeds 0 and 1), where the embedding alone found 47 and 37 and the static
   ranking holds 48 and 40 (``benchmarks/bench_anomaly.py``).
 
