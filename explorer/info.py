@@ -29,7 +29,7 @@ def describe(ws: Workspace) -> dict:
     lcs = None
     if cat.lightcurves is not None:
         lc = cat.lightcurves
-        lcs = {"objects": len(lc), "points": len(lc.table), "bands": lc.bands, "value": lc.value_column}
+        lcs = {"objects": len(lc), "points": _stored_points(lc), "bands": lc.bands, "value": lc.value_column}
     labels = None
     if ws.labels_path.exists():
         with ws.labels() as store:
@@ -65,7 +65,8 @@ def format_info(info: dict) -> str:
                      f"(bands {', '.join(s['bands'])})")
     if info["lightcurves"]:
         lc = info["lightcurves"]
-        lines.append(f"  light curves: {lc['objects']} objects, {lc['points']} points, bands {', '.join(lc['bands'])}")
+        points = "points rendered on demand" if lc["points"] is None else f"{lc['points']} points"
+        lines.append(f"  light curves: {lc['objects']} objects, {points}, bands {', '.join(lc['bands'])}")
     for kind, versions in info["products"].items():
         current = info["current"].get(kind)
         for v, meta in versions.items():
@@ -79,3 +80,13 @@ def format_info(info: dict) -> str:
     if info["labels"]:
         lines.append("  labels: " + ", ".join(f"{k} {v}" for k, v in info["labels"].items()))
     return "\n".join(lines)
+
+
+def _stored_points(store) -> int | None:
+    """How many light-curve points the workspace holds; None when some curves are simulated on demand (counting
+    them would render every one)."""
+    from explorer.data.simulated_lightcurves import SimulatedLightCurveStore
+
+    if any(isinstance(s, SimulatedLightCurveStore) for s in getattr(store, "stores", [store])):
+        return None
+    return len(store.table)

@@ -124,8 +124,13 @@ def test_on_demand_flag_of_add_simulated_stores_indices_only(tmp_path):
 def test_the_workspace_sees_its_on_demand_light_curves_and_ranks_the_odd_ones_high(sim_workspace, truth):
     from explorer.analysis.data_detectors import lightcurve_variability
 
+    from explorer.info import describe, format_info
+
     store = sim_workspace.catalog.lightcurves  # the catalogue the app, the encoders and the scorer read
     assert store is not None and len(store) == int(truth["has_lightcurve"].sum())
+    info = describe(sim_workspace)  # `explorer info`: counted without rendering every curve
+    assert info["lightcurves"]["objects"] == len(store) and info["lightcurves"]["points"] is None
+    assert "points rendered on demand" in format_info(info)
     variability = lightcurve_variability(sim_workspace, progress=False, chunk=500)  # several chunks
     assert len(variability) == len(store) and variability.notna().all()
     odd = truth.set_index("id").loc[variability.index, "class"].isin(["microlensing", "flare", "dipper"])
