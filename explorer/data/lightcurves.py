@@ -28,12 +28,19 @@ def _pick(columns: Sequence[str], aliases: Sequence[str]) -> str | None:
     return next((lower[a] for a in aliases if a in lower), None)
 
 
+#: Magnitudes beyond this, or errors above :data:`MAX_MAG_ERR`, are survey placeholders for "no measurement"
+#: (SDSS writes 99.99 with an error of 99.999; nothing in the sky is fainter than ~35 or brighter than -30).
+MAX_ABS_MAG = 50.0
+MAX_MAG_ERR = 10.0
+
+
 def normalise_lightcurves(df: pd.DataFrame, source: str, *, default_band: str | None = None,
                           known_bands: Sequence[str] | None = None) -> pd.DataFrame:
     """Check a long-form light-curve table and bring it to ``id, time, mag|flux, err, band``.
 
     Column names are matched case-insensitively with common aliases (``mjd``, ``magerr``, ``filter`` ...).
-    Rows with a NaN time or value are dropped with a warning; exact duplicate rows are dropped with a warning.
+    Rows with a NaN time or value are dropped with a warning, and so are magnitudes that are placeholders for no
+    measurement (:data:`MAX_ABS_MAG`, :data:`MAX_MAG_ERR`); exact duplicate rows are dropped with a warning.
 
     Parameters
     ----------
@@ -75,6 +82,13 @@ def normalise_lightcurves(df: pd.DataFrame, source: str, *, default_band: str | 
     if bad.any():
         warnings.warn(f"{source}: dropped {int(bad.sum())} rows with NaN/inf time or {value_name}", stacklevel=2)
         out = out[~bad.to_numpy()]
+    if value_name == "mag":
+        placeholder = (out["mag"].abs() > MAX_ABS_MAG) | (out["err"] > MAX_MAG_ERR)
+        if placeholder.any():
+            warnings.warn(f"{source}: dropped {int(placeholder.sum())} rows whose magnitude or error says there is "
+                          f"no measurement (|mag| > {MAX_ABS_MAG:g} or err > {MAX_MAG_ERR:g}, e.g. SDSS's 99.99)",
+                          stacklevel=2)
+            out = out[~placeholder.to_numpy()]
     dups = out.duplicated()
     if dups.any():
         warnings.warn(f"{source}: dropped {int(dups.sum())} duplicate rows", stacklevel=2)

@@ -76,6 +76,19 @@ def test_one_file_per_object_lightcurve_folder(tmp_path, catalog_frame, catalog_
     assert len(ws.catalog.lightcurve("obj5")) == 80
 
 
+def test_placeholder_magnitudes_are_dropped_with_a_warning_naming_the_file(tmp_path, catalog_csv, lightcurve_frame):
+    lc = lightcurve_frame.copy()
+    rows = lc.index[lc["id"] == "obj2"][:3]
+    lc.loc[rows, ["mag", "err"]] = [[99.99, 99.999], [17.0, 99.999], [-99.0, 0.1]]  # SDSS-style "no measurement"
+    path = tmp_path / "lc.csv"
+    lc.to_csv(path, index=False)
+    ws = Workspace.create(tmp_path / "ws")
+    with pytest.warns(UserWarning, match=r"lc.csv: dropped 3 rows whose magnitude or error says there is no"):
+        ingest_files(ws, catalog_csv, lightcurves=path, progress=False)
+    kept = ws.catalog.lightcurve("obj2")
+    assert len(kept) == (lightcurve_frame["id"] == "obj2").sum() - 3 and kept["mag"].abs().max() < 50
+
+
 def test_second_ingest_extends_and_clashing_ids_are_refused(tmp_path, catalog_csv, fits_folder, catalog_frame):
     ws = Workspace.create(tmp_path / "ws")
     ingest_files(ws, catalog_csv, images=fits_folder, progress=False)
