@@ -123,7 +123,6 @@ def test_on_demand_flag_of_add_simulated_stores_indices_only(tmp_path):
 
 def test_the_workspace_sees_its_on_demand_light_curves_and_ranks_the_odd_ones_high(sim_workspace, truth):
     from explorer.analysis.data_detectors import lightcurve_variability
-
     from explorer.info import describe, format_info
 
     store = sim_workspace.catalog.lightcurves  # the catalogue the app, the encoders and the scorer read
