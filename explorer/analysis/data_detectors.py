@@ -129,16 +129,19 @@ def artefact_part(detector, part: CutoutPart, batch: int = 1024) -> np.ndarray:
 
 
 def lightcurve_variability(ws: Workspace, progress: bool = True, random_state: int = 0,
-                           chunk: int = CURVE_CHUNK) -> pd.Series:
+                           chunk: int = CURVE_CHUNK, return_reference: bool = False):
     """``variability`` of every light curve, by id: the kNN distance of its variability statistics
     (:func:`~explorer.analysis.variability.variability_features`, every band of the workspace) among all curves'
     (:func:`~explorer.analysis.variability.feature_outliers`); empty without light curves. Curves are read and
-    measured ``chunk`` at a time."""
-    from explorer.analysis.variability import feature_outliers, variability_features
+    measured ``chunk`` at a time. With ``return_reference``, also the statistics' robust centre and scatter
+    (:func:`~explorer.analysis.variability.robust_reference`, saved with the scores: the app explains a flag
+    with it)."""
+    from explorer.analysis.variability import feature_outliers, robust_reference, variability_features
 
     store = ws.catalog.lightcurves
+    empty = pd.Series(dtype=np.float64, name=VARIABILITY)
     if store is None:
-        return pd.Series(dtype=np.float64, name=VARIABILITY)
+        return (empty, None) if return_reference else empty
     ids = ws.catalog.table.loc[ws.catalog.table["has_lightcurve"].astype(bool), "id"].to_numpy(dtype=object)
     bands = [str(b) for b in store.bands]
     frames = []
@@ -148,7 +151,9 @@ def lightcurve_variability(ws: Workspace, progress: bool = True, random_state: i
             frames.append(variability_features(store.get_many(list(part)), bands=bands,
                                                value=store.value_column).reindex(part.astype(str)))
     if not frames:
-        return pd.Series(dtype=np.float64, name=VARIABILITY)
+        return (empty, None) if return_reference else empty
     features = pd.concat(frames)
-    scores = feature_outliers(features.to_numpy(), random_state=random_state)
-    return pd.Series(scores, index=features.index, name=VARIABILITY)
+    reference = robust_reference(features)
+    scores = pd.Series(feature_outliers(features, random_state=random_state, reference=reference),
+                       index=features.index, name=VARIABILITY)
+    return (scores, {**reference, "bands": bands}) if return_reference else scores

@@ -33,7 +33,7 @@ import pandas as pd
 
 from explorer.errors import DataError
 
-__all__ = ["STATISTICS", "feature_outliers", "variability_features"]
+__all__ = ["STATISTICS", "feature_outliers", "robust_reference", "standardised", "strongest", "variability_features"]
 
 STATISTICS = ("amplitude", "chi2", "skew", "kurtosis", "eta")
 #: Bands with fewer points give NaN statistics (no evidence either way).
@@ -128,35 +128,66 @@ def _band_statistics(key: np.ndarray, time: np.ndarray, v: np.ndarray, err: np.n
     return keys, out
 
 
-def feature_outliers(features, n_neighbors: int = 10, reference_size: int = 8192, random_state: int = 0
-                     ) -> np.ndarray:
+def robust_reference(features: pd.DataFrame | np.ndarray, names: Sequence[str] | None = None) -> dict:
+    """What "ordinary" is for each feature: ``{"columns", "centre", "scale"}`` (JSON-able), the median and the
+    robust scatter (1.4826 MAD, or the standard deviation where the MAD is 0) of every column that varies; a
+    column with no finite value or no spread is left out. ``names`` default to the table's columns."""
+    F = np.asarray(features, dtype=np.float64)
+    if F.ndim != 2:
+        raise DataError(f"features must be a 2-D table, got shape {F.shape}")
+    if names is None:
+        names = list(features.columns) if isinstance(features, pd.DataFrame) else list(range(F.shape[1]))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column with no finite value: left out below
+        centre = np.nanmedian(F, axis=0) if len(F) else np.full(F.shape[1], np.nan)
+    D = np.where(np.isfinite(F), F - centre, 0.0)
+    scale = 1.4826 * np.median(np.abs(D), axis=0) if len(F) else np.zeros(F.shape[1])
+    scale = np.where(scale > 0, scale, D.std(axis=0) if len(F) else 0.0)
+    keep = np.isfinite(centre) & (scale > 0)
+    return {"columns": [names[j] for j in np.flatnonzero(keep)], "centre": centre[keep].tolist(),
+            "scale": scale[keep].tolist()}
+
+
+def standardised(features: pd.DataFrame, reference: dict) -> pd.DataFrame:
+    """``features`` in units of the reference's scatter from its centre (:func:`robust_reference`), clipped at
+    :data:`CLIP`, on the reference's columns (NaN where a feature is not measured)."""
+    F = features.reindex(columns=reference["columns"]).to_numpy(dtype=np.float64)
+    Z = (F - np.asarray(reference["centre"])) / np.asarray(reference["scale"])
+    return pd.DataFrame(np.clip(Z, -CLIP, CLIP), index=features.index, columns=reference["columns"])
+
+
+def strongest(features: pd.DataFrame, reference: dict) -> tuple[str, float] | None:
+    """The feature of the first row that stands farthest from ordinary, and by how many scatters (signed);
+    None when none is measured. What the app shows beside "flagged by: variability"."""
+    z = standardised(features.iloc[:1], reference).iloc[0].dropna()
+    if z.empty:
+        return None
+    name = str(z.abs().idxmax())
+    return name, float(z[name])
+
+
+def feature_outliers(features, n_neighbors: int = 10, reference_size: int = 8192, random_state: int = 0,
+                     reference: dict | None = None) -> np.ndarray:
     """Mean distance of each row to its ``n_neighbors`` nearest rows (of a seeded reference sample of
     ``reference_size``), after each column is centred on its median and divided by its robust scatter
-    (1.4826 MAD, or the standard deviation where the MAD is 0); NaN counts as the median, constant columns are
+    (:func:`robust_reference`, or the ``reference`` given); NaN counts as the median, constant columns are
     dropped. Higher = more unusual. Rows with no finite feature at all get NaN (no evidence either way).
     """
     from explorer.analysis.anomaly import AnomalyScorer
 
-    F = np.asarray(features, dtype=np.float64)
-    if F.ndim != 2:
-        raise DataError(f"features must be a 2-D table, got shape {F.shape}")
+    table = features if isinstance(features, pd.DataFrame) else pd.DataFrame(np.asarray(features, dtype=np.float64))
+    if table.ndim != 2 or np.ndim(features) != 2:
+        raise DataError(f"features must be a 2-D table, got shape {np.shape(features)}")
+    F = table.to_numpy(dtype=np.float64)
     out = np.full(len(F), np.nan)
     usable = np.isfinite(F).any(axis=1)
     if usable.sum() <= n_neighbors:
         return out
-    F = F[usable]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a column with no finite value: dropped below
-        centre = np.nanmedian(F, axis=0)
-    F = np.where(np.isfinite(F), F - centre, 0.0)
-    scale = 1.4826 * np.median(np.abs(F), axis=0)
-    spread = F.std(axis=0)
-    scale = np.where(scale > 0, scale, spread)
-    keep = scale > 0
-    if not keep.any():
+    reference = robust_reference(table[usable]) if reference is None else reference
+    if not reference["columns"]:
         out[usable] = 0.0
         return out
-    Z = np.clip(F[:, keep] / scale[keep], -CLIP, CLIP).astype(np.float32)
+    Z = np.nan_to_num(standardised(table[usable], reference).to_numpy(), nan=0.0).astype(np.float32)
     scorer = AnomalyScorer(method="knn", n_neighbors=n_neighbors, reference_size=reference_size,
                            random_state=random_state)
     out[usable] = scorer.fit(Z, np.arange(len(Z))).score_samples()

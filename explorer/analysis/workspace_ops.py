@@ -188,9 +188,10 @@ def score_workspace(
     version, ids_path, scores, seconds, fit_rows = _score_space(ws, space, params, random_state, **fit)
     table = pd.DataFrame({"id": _id_column(ids_path), "score": scores})
     found: dict[str, np.ndarray] = {}
+    references: dict[str, dict | None] = {}
     if detectors:
         found = _other_detectors(ws, version, space, params, random_state, table["id"], fit, seconds, artefacts,
-                                 variability)
+                                 variability, references)
     names = []
     if found:
         from explorer.analysis.detectors import combine
@@ -217,6 +218,7 @@ def score_workspace(
             "catalog": ws.manifest.get("catalog"),
             "detectors": names,
             "definitions": {k: v for k, v in definitions().items() if k in names},
+            "references": {k: v for k, v in references.items() if v is not None and k in names},
             "combination": "max tail significance (decades)" if names else None,
             "direction": "higher = more anomalous",
             "fit_sample": fit_rows,
@@ -257,11 +259,11 @@ def _score_space(ws: Workspace, space: str, params: dict, random_state: int, sam
 
 
 def _other_detectors(ws: Workspace, version: str, space: str, params: dict, random_state: int, ids: pd.Series,
-                     fit: dict, seconds: dict, artefacts: bool | None, variability: bool | None
-                     ) -> dict[str, np.ndarray]:
+                     fit: dict, seconds: dict, artefacts: bool | None, variability: bool | None,
+                     references: dict) -> dict[str, np.ndarray]:
     """Scores of the detectors beside the scorer on ``space``, aligned with ``ids`` (NaN where one does not
     apply): the scorer on the diluted modality spaces (when ``space`` is joint), the light curves' variability
-    and the cutout artefact statistics."""
+    and the cutout artefact statistics. What "ordinary" was for a detector's statistics goes in ``references``."""
     from explorer.analysis import data_detectors as dd
     from explorer.analysis.index_store import embedding_files
 
@@ -285,10 +287,13 @@ def _other_detectors(ws: Workspace, version: str, space: str, params: dict, rand
         t0 = time.perf_counter()
         saved = dd.saved_statistics(ws, [dd.VARIABILITY], random_state)
         if saved is None:
-            found = dd.lightcurve_variability(ws, progress=fit["progress"], random_state=random_state)
+            found, references[dd.VARIABILITY] = dd.lightcurve_variability(
+                ws, progress=fit["progress"], random_state=random_state, return_reference=True)
         else:
             found = saved[dd.VARIABILITY]
             seconds["variability reused from"] = ws.current("scores")
+            references[dd.VARIABILITY] = ws.versions("scores")[ws.current("scores")].get(
+                "references", {}).get(dd.VARIABILITY)
         out[dd.VARIABILITY] = _aligned(position, found.index, found.to_numpy())
         seconds["variability"] = round(time.perf_counter() - t0, 1)
     if artefacts:

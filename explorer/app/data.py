@@ -69,6 +69,8 @@ class AppData:
     score_reasons : ndarray or None
         Per ``frame`` row, the position in ``score_reason_names`` of the detector that gave the saved score
         (saved scores with several detectors only; NaN where unscored).
+    score_references : dict
+        What "ordinary" was for a detector's statistics when the scores were saved (their ``references``).
     embeddings : Embeddings or None
     notes : dict
         What is missing, by part (``"map"``, ``"scores"``, ``"embeddings"``), as a message with the fix.
@@ -86,6 +88,7 @@ class AppData:
     notes: dict[str, str] = field(default_factory=dict)
     score_reasons: np.ndarray | None = None
     score_reason_names: tuple[str, ...] = ()
+    score_references: dict = field(default_factory=dict)
     _labels: object | None = None
     _colour_cache: dict = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -144,6 +147,27 @@ class AppData:
         pos = self.frame_positions(np.array([object_id], dtype=object))
         code = self.score_reasons[pos[0]] if pos[0] >= 0 else np.nan
         return self.score_reason_names[int(code)] if np.isfinite(code) else None
+
+    def flag_explanation(self, object_id: str) -> str | None:
+        """Why the saved scores flagged ``object_id``: the detector (:meth:`reason_of`) and, for ``variability``,
+        the statistic of its light curve farthest from ordinary, e.g. ``"variability: skew in g +8.1σ"`` (the
+        survey's median and scatter are saved with the scores). None if not known."""
+        reason = self.reason_of(object_id)
+        reference = self.score_references.get(reason) if reason else None
+        if reason != "variability" or not reference or self.catalog.lightcurves is None:
+            return reason
+        from explorer.analysis.variability import strongest, variability_features
+
+        try:
+            found = strongest(variability_features(self.catalog.lightcurve(object_id), bands=reference["bands"]),
+                              reference)
+        except ExplorerError:  # no light curve after all: the detector's name is all there is to say
+            return reason
+        if found is None:
+            return reason
+        name, z = found
+        statistic, band = str(name).split("_", 1)
+        return f"{reason}: {statistic} in {band} {z:+.1f}σ"
 
     def row(self, object_id: str | None) -> pd.Series | None:
         """One object's catalogue row, or None if the id is unknown (a hash lookup, no scan of the catalogue)."""
@@ -446,11 +470,12 @@ def _load(ws: Workspace) -> AppData:
         index = PointIndex(frame["x"].to_numpy(), frame["y"].to_numpy(), index_ids, map_version=map_version)
     except ExplorerError as err:
         notes["map"] = f"No map to draw yet: {err}"
-    scores, score_version, reasons, reason_names = None, None, None, ()
+    scores, score_version, reasons, reason_names, references = None, None, None, (), {}
     if len(frame):
         try:
             table, meta = ws.scores(columns=("id", "score", "flagged_by"))
             score_version = meta.get("version")
+            references = dict(meta.get("references") or {})
             scores = _aligned(table["id"], table["score"].to_numpy(dtype=np.float64), catalog, rows)
             if "flagged_by" in table:
                 flagged = table["flagged_by"].astype("category")
@@ -471,6 +496,7 @@ def _load(ws: Workspace) -> AppData:
         score_version=score_version,
         score_reasons=reasons,
         score_reason_names=reason_names,
+        score_references=references,
         embeddings=emb,
         notes=notes,
     )

@@ -286,7 +286,7 @@ class Inspector(pn.viewable.Viewer):
             return
         label = self._shown_label = self._labels_of(np.array([oid], dtype=object)).get(oid)
         score = float(self.session.scores_of(np.array([oid], dtype=object))[0])
-        self._row.object = catalogue_row_html(row, score, label, self.data.reason_of(oid))
+        self._row.object = catalogue_row_html(row, score, label, self.data.flag_explanation(oid))
         self._show_cutout(oid)
         self._show_period(oid)
 

@@ -253,6 +253,38 @@ def test_the_inspector_says_which_detector_flagged_an_object(fresh_workspace):
     assert app.data.reason_of(ids[1]) == "hot_pixel" and app.data.reason_of("not-an-id") is None
 
 
+def test_a_variability_flag_names_the_statistic_that_stands_out(fresh_workspace):
+    import re
+
+    import pandas as pd
+
+    from explorer.analysis.data_detectors import lightcurve_variability
+    from explorer.analysis.variability import standardised, variability_features
+
+    ws = Workspace.open(fresh_workspace)
+    saved, _ = ws.scores()
+    variability, reference = lightcurve_variability(ws, progress=False, return_reference=True)
+    oid = str(variability.idxmax())  # the most unusual curve
+    ids = saved["id"].astype(str).to_numpy()
+    flagged = pd.Categorical(np.where(ids == oid, "variability", "knn_joint"), categories=["knn_joint", "variability"])
+    ws.save_product(
+        "scores",
+        tables={"scores": pd.DataFrame({"id": ids, "score": saved["score"], "flagged_by": flagged})},
+        meta={"method": "knn", "embeddings": ws.current("embeddings"), "detectors": list(flagged.categories),
+              "references": {"variability": reference}},
+    )
+    app = Explorer(fresh_workspace, user="erin", background=False)
+    app.session.focus(oid)
+    shown = re.search(r"variability: (\w+) in (\w+) ([+-]\d+\.\d)σ", app.inspector._row.object)
+    assert shown, app.inspector._row.object
+    z = standardised(variability_features(ws.catalog.lightcurve(oid), bands=reference["bands"]), reference).iloc[0]
+    name = z.abs().idxmax()
+    assert name == f"{shown[1]}_{shown[2]}" and float(shown[3]) == pytest.approx(z[name], abs=0.06)
+    # an object flagged by another detector keeps the plain name
+    other = ids[ids != oid][0]
+    assert app.data.flag_explanation(other) == "knn_joint"
+
+
 def test_ids_and_catalogue_strings_are_escaped():
     import pandas as pd
 
