@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from explorer.analysis import AnomalyScorer, PointIndex, Projector, SimilarityIndex  # noqa: E402
+from explorer.analysis.detectors import significances  # noqa: E402
 from explorer.analysis.selection import points_in_lasso  # noqa: E402
 
 ROWS: list[dict[str, Any]] = []
@@ -384,6 +385,28 @@ def bench_anomaly(sizes: list[int]) -> None:
                 kn.update({oid: "normal"})
                 ws.append(time.perf_counter() - w)
             record("anomaly", label, "kernel feedback: update after 1 label", med(ws))
+        # the app's live ranking: kNN kernel feedback seeded with saved scores (no kNN search), with and without
+        # the saved detectors' tail significances as side features (5 detectors, as the simulated survey has)
+        side = significances({f"d{j}": rng.gamma(2.0, size=n) for j in range(5)})
+        for name, extra in (("live ranking", None), ("live ranking + 5 detector significances", side)):
+            ms, live = once(lambda: AnomalyScorer().fit(X, ids, prior_scores=sc.prior_scores_,  # noqa: B023
+                                                        side_features=extra))  # noqa: B023
+            record("anomaly", label, f"{name}: fit from saved scores", ms)
+            lat, lat_top, lat_full = [], [], []
+            for i, oid in enumerate(live.rank(top=7)):
+                w = time.perf_counter()
+                live.update({oid: "normal" if i % 2 == 0 else "anomaly"})
+                u = time.perf_counter()
+                live.rank(top=100, exclude_labelled=True)
+                t = time.perf_counter()
+                live.rank()
+                f = time.perf_counter()
+                lat.append(u - w)
+                lat_top.append(t - u)
+                lat_full.append(f - t)
+            record("anomaly", label, f"{name}: update after 1 label", med(lat))
+            record("anomaly", label, f"{name}: update + next 100 to show", med(lat) + med(lat_top))
+            record("anomaly", label, f"{name}: update + full ranking", med(lat) + med(lat_full))
 
 
 def bench_discovery(n: int = 20_000, budget: int = 100) -> None:
