@@ -555,9 +555,10 @@ BRING_YOUR_OWN = [
 
     A map projects the joint vectors to 2-D; an anomaly score says how unusual each object is (higher = more
     anomalous): by default the best of several detectors, each as a tail significance in decades of rarity --
-    the mean distance to the nearest neighbours in the joint space and in the light-curve space, and two
-    statistics of the cutouts' pixels that embeddings trained to ignore noise cannot see (hot pixels, satellite
-    trails); each detector's own score is saved beside it. Both are saved as new versions in the workspace,
+    the mean distance to the nearest neighbours in the joint space and in the light-curve space, the light
+    curves' classic variability statistics (amplitude, reduced chi-square, skewness, kurtosis, von Neumann
+    ratio), and two statistics of the cutouts' pixels that embeddings trained to ignore noise cannot see (hot
+    pixels, satellite trails); each detector's own score is saved beside it. Both are saved as new versions in the workspace,
     recording which embeddings they came from ([docs/maps.md](../docs/maps.md)).
 
     Here the map is a PCA projection: a fraction of a second. For exploring, use UMAP (`method="umap"`, the
@@ -701,7 +702,7 @@ ANOMALY_HUNT = [
     add_simulated(ws, 3000, seed=0)
     embed_workspace(ws)  # the shipped image and light-curve encoders
     workspace_ops.map_workspace(ws, method="pca")  # a quick linear map (method="umap": the dashboard's default)
-    workspace_ops.score_workspace(ws)  # unsupervised anomaly scores: kNN per space + cutout artefact statistics
+    workspace_ops.score_workspace(ws)  # unsupervised scores: kNN per space + variability + cutout artefacts
     cat = ws.catalog.table.set_index("id")
     print(ws.manifest["current"])
     cat.loc[cat["is_oddity"], "class"].value_counts()[lambda n: n > 0]
@@ -737,10 +738,12 @@ ANOMALY_HUNT = [
     `update` the scorer with the answer, re-rank. Three rankers: an isolation forest whose leaf weights are
     re-solved after each label (every object sharing leaves with the labelled one moves); the mean distance to
     the nearest neighbours with a kernel bump around each labelled object; and the same kernel feedback starting
-    from the scores `explorer score` saved (every detector combined: what the dashboard's ranking starts from).
+    from the scores `explorer score` saved (every detector combined), each label spreading to objects alike in
+    the embedding *and* flagged alike by the detectors (`side_features`): what the dashboard's ranking does.
     """),
     code("""
     from explorer.analysis.anomaly import AnomalyScorer, discovery_curve
+    from explorer.analysis.detectors import significances
 
     emb = ws.embeddings()  # the current joint embeddings, one row per object
     ids, X = emb.ids, np.asarray(emb.vectors)
@@ -748,11 +751,15 @@ ANOMALY_HUNT = [
     oracle = dict(zip(ids, np.where(is_oddity, "anomaly", "normal")))
     BUDGET = 150
 
-    saved = ws.scores()[0].set_index("id")["score"].reindex(ids).to_numpy()
+    saved_table, saved_meta = ws.scores()
+    saved_table = saved_table.set_index("id").reindex(ids)
+    saved = saved_table["score"].to_numpy()
+    detectors = saved_meta["detectors"]  # e.g. knn_joint, knn_lightcurve, variability, hot_pixel, trail
+    flagged_alike = significances({d: saved_table[d].to_numpy() for d in detectors}) if detectors else None
     loops = {}
     for method in ("iforest", "knn", "saved"):
-        if method == "saved":  # kNN feedback on top of the saved, combined scores
-            scorer = AnomalyScorer(random_state=0).fit(X, ids, prior_scores=saved)
+        if method == "saved":  # kNN feedback on top of the saved, combined scores, as the dashboard does
+            scorer = AnomalyScorer(random_state=0).fit(X, ids, prior_scores=saved, side_features=flagged_alike)
         else:
             scorer = AnomalyScorer(method=method, random_state=0).fit(X, ids)
         unsupervised = scorer.rank()  # most anomalous first, before any label

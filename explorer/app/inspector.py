@@ -64,7 +64,7 @@ _ROW_CSS = """
 table.catrow { border-collapse: collapse; font-size: 12px; width: 100%; }
 table.catrow th { text-align: left; color: #555; font-weight: 500; padding: 1px 8px 1px 0; white-space: nowrap;
                   vertical-align: top; }
-table.catrow td { padding: 1px 0; word-break: break-all; font-family: ui-monospace, monospace; }
+table.catrow td { padding: 1px 0; overflow-wrap: anywhere; font-family: ui-monospace, monospace; }
 """
 
 

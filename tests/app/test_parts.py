@@ -275,11 +275,11 @@ def test_a_variability_flag_names_the_statistic_that_stands_out(fresh_workspace)
     )
     app = Explorer(fresh_workspace, user="erin", background=False)
     app.session.focus(oid)
-    shown = re.search(r"variability: (\w+) in (\w+) ([+-]\d+\.\d)σ", app.inspector._row.object)
+    shown = re.search(r"variability: (\w+) in (\w+) ([+-]\d+(?:\.\d)?)σ", app.inspector._row.object)
     assert shown, app.inspector._row.object
     z = standardised(variability_features(ws.catalog.lightcurve(oid), bands=reference["bands"]), reference).iloc[0]
     name = z.abs().idxmax()
-    assert name == f"{shown[1]}_{shown[2]}" and float(shown[3]) == pytest.approx(z[name], abs=0.06)
+    assert name == f"{shown[1]}_{shown[2]}" and float(shown[3]) == pytest.approx(z[name], abs=0.51)
     # an object flagged by another detector keeps the plain name
     other = ids[ids != oid][0]
     assert app.data.flag_explanation(other) == "knn_joint"
