@@ -343,6 +343,24 @@ def bench_projection(sizes: list[int], umap_100k: bool, skip_jit: bool) -> None:
 # ------------------------------------------------------------------------------------------------------------------
 # anomaly
 # ------------------------------------------------------------------------------------------------------------------
+def label_latencies(scorer: AnomalyScorer, labels: int = 7) -> tuple[list, list, list]:
+    """Seconds to update after one label (normal, anomaly, ... on the current top objects), to then rank the
+    next 100 to show, and to rank everything, one entry per label."""
+    lat, lat_top, lat_full = [], [], []
+    for i, oid in enumerate(scorer.rank(top=labels)):
+        w = time.perf_counter()
+        scorer.update({oid: "normal" if i % 2 == 0 else "anomaly"})
+        u = time.perf_counter()
+        scorer.rank(top=100, exclude_labelled=True)
+        t = time.perf_counter()
+        scorer.rank()
+        f = time.perf_counter()
+        lat.append(u - w)
+        lat_top.append(t - u)
+        lat_full.append(f - t)
+    return lat, lat_top, lat_full
+
+
 def bench_anomaly(sizes: list[int]) -> None:
     rng = np.random.default_rng(9)
     small = rng.normal(size=(2000, 64)).astype(np.float32)
@@ -358,20 +376,8 @@ def bench_anomaly(sizes: list[int]) -> None:
         new = X[: min(n, 100_000)]
         wall, cpu, _ = timed(lambda: sc.score_samples(new), repeat=3)  # noqa: B023
         record("anomaly", label, f"iforest: score_samples {len(new):,} new", wall, cpu)
-        top = sc.rank(top=50)
-        lat, lat_top, lat_full = [], [], []
-        for i, oid in enumerate(top[:7]):
-            w = time.perf_counter()
-            sc.update({oid: "normal" if i % 2 == 0 else "anomaly"})
-            u = time.perf_counter()
-            sc.rank(top=100, exclude_labelled=True)
-            t = time.perf_counter()
-            sc.rank()
-            f = time.perf_counter()
-            lat.append(u - w)
-            lat_top.append(t - u)
-            lat_full.append(f - t)
         med = lambda v: 1e3 * statistics.median(v)  # noqa: E731
+        lat, lat_top, lat_full = label_latencies(sc)
         record("anomaly", label, "AAD: update after 1 label", med(lat), None, labels_at_end=len(sc.labels_))
         record("anomaly", label, "AAD: update + next 100 to show", med(lat) + med(lat_top))
         record("anomaly", label, "AAD: update + full ranking", med(lat) + med(lat_full))
@@ -392,18 +398,7 @@ def bench_anomaly(sizes: list[int]) -> None:
             ms, live = once(lambda: AnomalyScorer().fit(X, ids, prior_scores=sc.prior_scores_,  # noqa: B023
                                                         side_features=extra))  # noqa: B023
             record("anomaly", label, f"{name}: fit from saved scores", ms)
-            lat, lat_top, lat_full = [], [], []
-            for i, oid in enumerate(live.rank(top=7)):
-                w = time.perf_counter()
-                live.update({oid: "normal" if i % 2 == 0 else "anomaly"})
-                u = time.perf_counter()
-                live.rank(top=100, exclude_labelled=True)
-                t = time.perf_counter()
-                live.rank()
-                f = time.perf_counter()
-                lat.append(u - w)
-                lat_top.append(t - u)
-                lat_full.append(f - t)
+            lat, lat_top, lat_full = label_latencies(live)
             record("anomaly", label, f"{name}: update after 1 label", med(lat))
             record("anomaly", label, f"{name}: update + next 100 to show", med(lat) + med(lat_top))
             record("anomaly", label, f"{name}: update + full ranking", med(lat) + med(lat_full))
