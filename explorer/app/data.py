@@ -24,6 +24,9 @@ from explorer.workspace import Embeddings, Workspace
 
 MAX_CATEGORIES = 24
 SCORE = "anomaly score"
+FLAGGED = "flagged by (top 1 %)"
+#: Fraction of the map's objects, by saved score, whose detector the "flagged by" colouring shows.
+FLAGGED_TOP = 0.01
 LABEL = "label"
 NONE = "density"
 UNLABELLED = "(unlabelled)"
@@ -298,6 +301,9 @@ class AppData:
         opts[LABEL] = ColourSpec(LABEL, "categorical")
         if self.scores is not None:
             opts[SCORE] = ColourSpec(SCORE, "continuous")
+        if self.score_reasons is not None and self.score_reason_names:
+            names = tuple(n.replace("_", " ") for n in self.score_reason_names)
+            opts[FLAGGED] = ColourSpec(FLAGGED, "categorical", (*names, "other"))
         for col in rest:
             spec = self._spec_for(col, table[col])
             if spec is not None:
@@ -329,6 +335,8 @@ class AppData:
                 return cached
             if spec.name == SCORE:
                 values = np.asarray(self.scores, dtype=np.float32)
+            elif spec.name == FLAGGED:
+                values = self._flagged_column(spec.categories)
             elif spec.kind == "count":
                 values = np.zeros(len(self.frame), np.float32)
             else:
@@ -341,6 +349,19 @@ class AppData:
                     values = np.where(known.get_indexer(text) >= 0, text, "other").astype(object)
             self._colour_cache[spec.name] = values
             return values
+
+    def _flagged_column(self, categories: tuple[str, ...]) -> np.ndarray:
+        """Per map row: the detector that flagged it when its saved score is in the top :data:`FLAGGED_TOP`,
+        else ``"other"``."""
+        scores = np.asarray(self.scores, dtype=np.float64)
+        codes = np.asarray(self.score_reasons, dtype=np.float64)
+        out = np.full(len(scores), "other", dtype=object)
+        finite = np.isfinite(scores) & np.isfinite(codes)
+        if finite.any():
+            cut = np.quantile(scores[finite], 1.0 - FLAGGED_TOP)
+            top = finite & (scores >= cut)
+            out[top] = np.asarray(categories[:-1], dtype=object)[codes[top].astype(np.int64)]
+        return out
 
     def label_categories(self) -> tuple[str, ...]:
         """Label classes for the legend: built-ins, then user classes."""

@@ -16,7 +16,7 @@ import param
 
 from explorer.analysis.selection import Selection
 from explorer.app.background import batch_callback, call_soon, current_document
-from explorer.app.data import LABEL, NONE, UNLABELLED, AppData, ColourSpec
+from explorer.app.data import FLAGGED, LABEL, NONE, UNLABELLED, AppData, ColourSpec
 from explorer.app.plots import map_plot, palette
 from explorer.errors import ExplorerError
 from explorer.session import Session
@@ -140,6 +140,11 @@ class MapView(pn.viewable.Viewer):
             self._legend.object = palette.legend_html(
                 {**cats, "unlabelled": palette.DENSITY_CMAP[1]}, "label"
             )
+        elif spec.name == FLAGGED:  # the few flagged objects as points over the density of all the others
+            base_spec, colours = ColourSpec(NONE, "count"), None
+            self._legend.object = palette.legend_html(
+                {**self._flag_colours(spec), "the rest": palette.DENSITY_CMAP[1]}, spec.name
+            )
         else:
             base_spec = spec
             colours = palette.category_colours(spec.categories) if spec.kind == "categorical" else None
@@ -155,6 +160,8 @@ class MapView(pn.viewable.Viewer):
         if spec.name == LABEL:
             labels = hv.streams.Params(self.session, ["labels_version"])
             layers.append(hv.DynamicMap(self._labelled_layer, streams=[labels]))
+        elif spec.name == FLAGGED:
+            layers.append(hv.DynamicMap(self._flagged_layer))
         s = self.session
         self._follow = (
             _SelectionView(selected_rows=s.selected_rows),
@@ -271,6 +278,17 @@ class MapView(pn.viewable.Viewer):
             changed.append(marks)
         if changed:
             hv.streams.Stream.trigger(changed)
+
+    @staticmethod
+    def _flag_colours(spec: ColourSpec) -> dict[str, str]:
+        return palette.category_colours(tuple(c for c in spec.categories if c != "other"))
+
+    def _flagged_layer(self):
+        spec = self._spec()
+        values = self.data.colour_values(spec)
+        rows = np.flatnonzero(values != "other")
+        rows = rows[np.argsort(self.data.scores[rows], kind="stable")]  # label_points keeps the last: the highest
+        return map_plot.label_points(self.data.frame, rows, values[rows], self._flag_colours(spec))
 
     def _labelled_layer(self, labels_version):
         labels = self.data.label_column()

@@ -253,6 +253,35 @@ def test_the_inspector_says_which_detector_flagged_an_object(fresh_workspace):
     assert app.data.reason_of(ids[1]) == "hot_pixel" and app.data.reason_of("not-an-id") is None
 
 
+def test_the_map_can_show_which_detector_flagged_the_top_objects(fresh_workspace):
+    import pandas as pd
+
+    from explorer.app.data import FLAGGED
+
+    ws = Workspace.open(fresh_workspace)
+    saved, _ = ws.scores()
+    ids = saved["id"].to_numpy(dtype=object)
+    flagged = pd.Categorical.from_codes(np.arange(len(ids)) % 2, categories=["knn_joint", "hot_pixel"])
+    ws.save_product(
+        "scores",
+        tables={"scores": pd.DataFrame({"id": ids, "score": saved["score"], "flagged_by": flagged})},
+        meta={"method": "knn", "embeddings": ws.current("embeddings"), "detectors": list(flagged.categories)},
+    )
+    app = Explorer(fresh_workspace, user="erin", background=False)
+    spec = app.data.colour_options()[FLAGGED]
+    assert spec.categories == ("knn joint", "hot pixel", "other")
+    values = app.data.colour_values(spec)
+    scores = app.data.scores
+    top = values != "other"
+    assert 0 < top.sum() <= int(np.ceil(0.01 * len(values))) + 1  # only the top 1 % by saved score
+    assert scores[top].min() >= scores[~top].max()
+    code = pd.Series(flagged, index=ids.astype(str)).reindex(app.data.frame["id"].astype(str)).to_numpy()
+    assert list(values[top]) == [str(c).replace("_", " ") for c in code[top]]
+    render(app.map)
+    app.session.colour_by = FLAGGED
+    assert app.map._pane.object is not None and "hot pixel" in app.map._legend.object
+
+
 def test_a_variability_flag_names_the_statistic_that_stands_out(fresh_workspace):
     import re
 
