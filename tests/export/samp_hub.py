@@ -12,7 +12,7 @@ from astropy.table import Table
 from explorer.samp import samp_module
 
 samp = samp_module()
-WAIT = 10.0
+WAIT = 30.0  # seconds: only a failing test waits this long; a loaded 2-core CI machine needs the room
 
 
 @pytest.fixture

@@ -118,7 +118,7 @@ def test_no_hub_is_a_clear_error(ws, tmp_path, monkeypatch):
 
 
 def test_cli_samp_send_delivers_the_labelled_objects(ws, recorder):
-    res = run_cli("samp", "send", ws.path, "--label", "anomaly", "--timeout", str(WAIT), timeout=60)
+    res = run_cli("samp", "send", ws.path, "--label", "anomaly", "--timeout", str(WAIT), timeout=120)
     assert res.returncode == 0, res.stderr
     params = recorder.wait_for("table.load.votable")
     assert [str(i) for i in recorder.tables[params["table-id"]]["id"]] == ["obj0", "a/b"]
