@@ -170,7 +170,8 @@ class AppData:
             return reason
         name, z = found
         statistic, band = str(name).split("_", 1)
-        return f"{reason}: {statistic} in {band} {z:+.1f}σ" if abs(z) < 10 else f"{reason}: {statistic} in {band} {z:+.0f}σ"
+        digits = 1 if abs(z) < 10 else 0
+        return f"{reason}: {statistic} in {band} {z:+.{digits}f}σ"
 
     def row(self, object_id: str | None) -> pd.Series | None:
         """One object's catalogue row, or None if the id is unknown (a hash lookup, no scan of the catalogue)."""
