@@ -136,3 +136,17 @@ def test_the_workspace_sees_its_on_demand_light_curves_and_ranks_the_odd_ones_hi
     top = variability.sort_values(ascending=False).index[:20]
     # 14 injected light-curve oddities among 1,759 curves: at random 0.16 would be in the top 20
     assert odd[top].sum() >= 6
+
+
+def test_many_light_curves_leave_variability_out_of_the_default_unless_asked(sim_copy, monkeypatch, caplog):
+    from explorer.analysis import data_detectors
+    from explorer.analysis.workspace_ops import score_workspace
+
+    monkeypatch.setattr(data_detectors, "VARIABILITY_LIMIT", 100)  # the copy has 1,759 light curves
+    with caplog.at_level("WARNING"):
+        plain = score_workspace(sim_copy, artefacts=False, progress=False)
+    assert sim_copy.versions("scores")[plain]["detectors"] == []
+    assert "--variability" in caplog.text and "1,759 light curves" in caplog.text
+    forced = score_workspace(sim_copy, artefacts=False, variability=True, progress=False)
+    meta = sim_copy.versions("scores")[forced]
+    assert meta["detectors"] == ["knn_joint", "variability"] and "variability" in meta["references"]
