@@ -13,8 +13,9 @@ instead, in units of each cutout's own noise, and learn what "ordinary" means fr
   ``trail``.
 * ``trail``: each band is predicted from the *other* bands' 5x5 neighbourhoods (a cross-band filter: sources
   have colours, a satellite or a cosmic ray crosses one exposure, one band), and the residual, clipped at
-  ±5 sigma so that compact sources weigh little, is summed along every straight line through the frame (a
-  discrete Radon transform, 48 angles, one-pixel offsets). The statistic is the largest line sum over
+  ±5 sigma and left out where a source is predicted (:data:`SOURCE_MASK`: a star of unusual colour is not a
+  line), is summed along every straight line through the frame (a discrete Radon transform, 48 angles,
+  one-pixel offsets). The statistic is the largest line sum over
   ``sqrt(line length)``: the signal-to-noise of the best straight line. With one band there is no other band to
   predict from and the noise-scaled image itself is summed.
 
@@ -44,6 +45,12 @@ CLIP = 5.0  # sigma: the trail statistic's clip of the cross-band residual
 #: ranks <= 79 / 28 / 10 / 10 and left 65 / 54 / 36 / 26 ordinary cutouts above 3 decades of tail significance.
 MISMATCH = 0.3
 N_ANGLES = 48
+#: The trail statistic sums the cross-band residual only where the prediction is below this (in ``3·asinh(S/3)``
+#: units, S/N ~1.6): on the sky, not on sources. A star of unusual colour (a very red LPV) leaves a residual disc
+#: that every line through it summed: on the simulated survey (20k, seeds 0 / 1) such stars held 131 / 67 of the
+#: trail statistic's top 200 and 54 / 44 of the combined top 1 %; masked, 12 / 14 and 14 / 7, with every trail
+#: still in the top 1 % and the oddities found unchanged (48 / 40).
+SOURCE_MASK = 1.5
 
 
 def noise_scaled(cutouts: Any, max_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +216,8 @@ class CutoutArtefacts:
         hot_stat = _surprise(y, hot).reshape(n, -1).max(axis=1)
         # one band: no other band to predict from, the noise-scaled image itself is summed along lines
         flat = np.clip(y if cross is None else _surprise(y, cross), -CLIP, CLIP)
+        if cross is not None:
+            flat = np.where(np.abs(cross) > SOURCE_MASK, 0.0, flat)  # lines count on the sky, not across sources
         radon, length = _radon_matrix(h, w)
         lines = (flat.reshape(n * b, h * w) @ radon) / np.sqrt(np.maximum(length, 8.0))
         trail_stat = lines.reshape(n, -1).max(axis=1)

@@ -54,7 +54,8 @@ def definitions() -> dict[str, str]:
     from explorer.analysis import artefacts, variability
 
     image = (f"{','.join(artefacts.FEATURES)}: kernel {artefacts.KERNEL}, clip {artefacts.CLIP}, "
-             f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles")
+             f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles, sources masked above "
+             f"{artefacts.SOURCE_MASK}")
     curves = f"kNN over {','.join(variability.STATISTICS)} per band, clip {variability.CLIP}"
     return {**dict.fromkeys(artefacts.FEATURES, image), VARIABILITY: curves}
 

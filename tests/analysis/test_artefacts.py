@@ -53,6 +53,20 @@ def test_hot_pixels_and_a_faint_one_band_trail_stand_out_of_ordinary_sources():
         assert rank_of(hot, brightest) > 5
 
 
+def test_a_star_of_unusual_colour_is_not_a_trail():
+    """A red star leaves a residual disc where the other bands predict it; every line through it summed that
+    disc until the residual was counted on the sky only. The trail still tops the statistic."""
+    cutouts = sky(seed=2)
+    size = cutouts.shape[-1]
+    for row in (11, 12, 13):
+        cutouts[row] += (np.array([0.2, 0.5, 1.0])[:, None, None] * 300.0
+                         * gaussian_blob(size, size / 2, size / 2, 3.0)).astype(np.float32)
+    add_trail(cutouts[20], band=1)
+    trail = CutoutArtefacts(fit_cutouts=160).fit(cutouts).transform(cutouts)[:, 1]
+    assert rank_of(trail, 20) == 0
+    assert min(rank_of(trail, row) for row in (11, 12, 13)) > 10
+
+
 def test_single_band_cutouts_nan_pixels_and_bad_input():
     cutouts = sky(n=80, bands=1, seed=1)
     cutouts[5, 0, 10, 12] += 30.0
