@@ -78,9 +78,10 @@ class LiveRanking:
 
         emb = self.data.embeddings
         scorer = AnomalyScorer(random_state=0)
-        prior = saved_prior_scores(self.data.ws, emb, scorer.get_params())
+        saved = load_saved_scores(self.data.ws, emb)  # one read: the prior and the detectors' columns
+        prior = saved_prior_scores(self.data.ws, emb, scorer.get_params(), saved=saved)
         self.from_saved_scores_ = prior is not None
-        side = saved_significances(self.data.ws, emb) if prior is not None else None
+        side = saved_significances(self.data.ws, emb, saved=saved) if prior is not None else None
         self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior, side_features=side)
         # built once: positions of the map's rows among the embedded ids (no per-label work over all ids)
         self._index = pd.Index(np.asarray(emb.ids, dtype=object))
@@ -115,40 +116,50 @@ class LiveRanking:
             return self.scores_
 
 
-def saved_prior_scores(ws, emb, params: dict) -> np.ndarray | None:
+def load_saved_scores(ws, emb, detectors: bool = True) -> tuple[pd.DataFrame, dict] | None:
+    """The current scores (``score`` and, with ``detectors``, each detector's column) aligned on ``emb``'s ids
+    (NaN where an id has none), and their metadata; one read for the live ranking's start. None if there are none
+    or they cannot be read."""
+    try:
+        meta = ws.versions("scores")[ws.current("scores")]
+        names = [n for n in (meta.get("detectors") or []) if detectors]
+        table, meta = ws.scores(columns=("id", "score", *names))
+    except Exception:  # noqa: BLE001 -- no scores yet, or unreadable: the ranker computes its own
+        return None
+    table = table.drop_duplicates("id")
+    return table.set_index(table["id"].astype(str)).reindex(pd.Index(np.asarray(emb.ids).astype(str))), meta
+
+
+def saved_prior_scores(ws, emb, params: dict, saved=None) -> np.ndarray | None:
     """The workspace's saved scores of ``emb``'s objects when they came from the same embeddings, space and kNN
-    parameters as the live ranker's, so it starts from them instead of one more kNN search (minutes at 1M)."""
+    parameters as the live ranker's, so it starts from them instead of one more kNN search (minutes at 1M).
+    ``saved``: what :func:`load_saved_scores` returned, if already read."""
     if params.get("method") != "knn":
         return None
-    try:
-        table, meta = ws.scores(columns=("id", "score"))
-    except Exception:  # noqa: BLE001 -- no scores yet, or unreadable: compute them
+    saved = load_saved_scores(ws, emb, detectors=False) if saved is None else saved
+    if saved is None:
         return None
+    aligned, meta = saved
     same = json.loads(json.dumps(params, default=str)) == meta.get("params")
     if not same or meta.get("embeddings") != emb.version or meta.get("space", "joint") != emb.space:
         return None
-    scores = pd.Series(table["score"].to_numpy(np.float64), index=pd.Index(table["id"].astype(str)))
-    scores = scores[~scores.index.duplicated()].reindex(pd.Index(np.asarray(emb.ids).astype(str)))
-    return None if scores.isna().any() or not np.isfinite(scores.to_numpy()).all() else scores.to_numpy()
+    scores = aligned["score"].to_numpy(np.float64)
+    return None if not np.isfinite(scores).all() else scores
 
 
-def saved_significances(ws, emb) -> np.ndarray | None:
+def saved_significances(ws, emb, saved=None) -> np.ndarray | None:
     """Each saved detector's tail significance for ``emb``'s objects (``(n, detectors)``, 0 where one does not
     apply), when the current scores combined several: labels then spread to objects flagged alike
-    (:class:`~explorer.analysis.anomaly.AnomalyScorer`'s ``side_features``). None with a single detector."""
+    (:class:`~explorer.analysis.anomaly.AnomalyScorer`'s ``side_features``). None with a single detector.
+    ``saved``: what :func:`load_saved_scores` returned, if already read."""
     from explorer.analysis.detectors import significances
 
-    try:
-        meta = ws.versions("scores")[ws.current("scores")]
-        names = list(meta.get("detectors") or [])
-        if len(names) < 2:
-            return None
-        table, _ = ws.scores(columns=("id", *names))
-    except Exception:  # noqa: BLE001 -- no scores, or unreadable: the embedding alone
+    saved = load_saved_scores(ws, emb) if saved is None else saved
+    if saved is None:
         return None
-    table = table.drop_duplicates("id")
-    aligned = table.set_index(table["id"].astype(str)).reindex(pd.Index(np.asarray(emb.ids).astype(str)))
-    return significances({name: aligned[name].to_numpy(np.float64) for name in names if name in aligned})
+    aligned, meta = saved
+    names = [n for n in (meta.get("detectors") or []) if n in aligned]
+    return significances({n: aligned[n].to_numpy(np.float64) for n in names}) if len(names) >= 2 else None
 
 
 def live_ranking(data) -> LiveRanking:
