@@ -24,7 +24,7 @@ Methods (``space`` column):
   modalities (e.g. galaxy cutouts among image-only objects, star cutouts among objects with a light curve);
 - ``workspace``: what ``score_workspace`` (``explorer score WS``) saves with its defaults: the kNN score of the
   joint space, of each modality's space whose objects mostly have another modality (here the light curves),
-  and the cutout artefact statistics (hot pixels, satellite trails),
+  and the cutout statistics (hot pixels, satellite trails, rings),
   combined as the best tail significance (:mod:`explorer.analysis.detectors`); ``workspace, --embeddings-only``:
   the kNN score of the joint space alone (what the engine saved before); then each extra detector alone (ranked
   among the objects it applies to) and the same detectors combined by rank (``max-rank``) instead.

@@ -53,8 +53,9 @@ N_ANGLES = 48
 SOURCE_MASK = 1.5
 
 
-def noise_scaled(cutouts: Any, max_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, B, H, W)`` cutouts -> ``3·asinh(S/3)`` of their per-band signal-to-noise, and the blank mask.
+def noise_scaled(cutouts: Any, max_size: int = 128, compress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, B, H, W)`` cutouts -> ``3·asinh(S/3)`` of their per-band signal-to-noise ``S`` (``S`` itself
+    without ``compress``), and the blank mask.
 
     The central ``max_size`` pixels are kept (artefacts are looked for there); each band's background is its
     median and its noise 1.4826 x the median absolute deviation. NaN pixels become 0 (background). ``blank``
@@ -83,7 +84,7 @@ def noise_scaled(cutouts: Any, max_size: int = 128) -> tuple[np.ndarray, np.ndar
     blank = ~ok.all(dim=2).all(dim=1).numpy()
     s = (flat - torch.nan_to_num(bg)) / torch.where(ok, sigma, torch.ones_like(sigma))
     s = torch.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0).reshape(arr.shape)
-    return (3.0 * torch.asinh(s / 3.0)).numpy(), blank
+    return ((3.0 * torch.asinh(s / 3.0)) if compress else s).numpy(), blank
 
 
 @lru_cache(maxsize=8)

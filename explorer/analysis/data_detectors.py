@@ -1,11 +1,12 @@
-"""The detectors that read the objects themselves, not their embeddings: cutout artefacts and light-curve variability.
+"""The detectors that read the objects themselves, not their embeddings: cutout artefacts and rings, light-curve
+variability.
 
 :func:`score_workspace <explorer.analysis.workspace_ops.score_workspace>` combines them with the kNN scores of
 the embeddings. Both depend on the catalogue only, so a re-score on the same catalogue (after a fine-tune) takes
 them from the current scores (:func:`saved_statistics`) instead of reading every cutout and curve again.
 
-* :func:`image_artefacts`: ``hot_pixel`` and ``trail`` of every cutout (:mod:`explorer.analysis.artefacts`),
-  in parts, in process or on Dask;
+* :func:`cutout_statistics`: ``hot_pixel`` and ``trail`` (:mod:`explorer.analysis.artefacts`) and ``ring``
+  (:mod:`explorer.analysis.morphology`) of every cutout, in one read, in parts, in process or on Dask;
 * :func:`lightcurve_variability`: ``variability``, how far each curve's variability statistics stand from
   everyone else's (:mod:`explorer.analysis.variability`).
 """
@@ -25,8 +26,8 @@ from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-#: Above this many cutouts the default score leaves the artefact statistics out (they read every cutout: ~1.5 ms
-#: each on 2 cores, 25 min at 1M); ``artefacts=True`` (``explorer score --artefacts``) computes them anyway.
+#: Above this many cutouts the default score leaves the cutout statistics out (they read every cutout: ~3.4 ms
+#: each on 2 cores, ~1 h at 1M); ``artefacts=True`` (``explorer score --artefacts``) computes them anyway.
 ARTEFACT_LIMIT = 1_000_000
 #: Above this many light curves the default score leaves the variability statistics out (~0.3 ms per curve of
 #: 200 points with reading, 17 min at 3M); ``variability=True`` (``explorer score --variability``) forces them.
@@ -51,13 +52,22 @@ def wanted(kind: str, count: int, limit: int, asked: bool | None, flag: str) -> 
 def definitions() -> dict[str, str]:
     """What each statistic here is, as a string that changes when its definition does (saved with the scores, so
     that a re-score never reuses statistics measured the old way)."""
-    from explorer.analysis import artefacts, variability
+    from explorer.analysis import artefacts, morphology, variability
 
     image = (f"{','.join(artefacts.FEATURES)}: kernel {artefacts.KERNEL}, clip {artefacts.CLIP}, "
              f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles, sources masked above "
              f"{artefacts.SOURCE_MASK}")
+    ring = (f"ring: median ridge, step {morphology.STEP}, smooth {morphology.SMOOTH}, reach {morphology.REACH}, "
+            f"{morphology.N_ANGLES} angles, shapes {morphology.CORE}/{morphology.OUTER}/circle")
     curves = f"kNN over {','.join(variability.STATISTICS)} per band, clip {variability.CLIP}"
-    return {**dict.fromkeys(artefacts.FEATURES, image), VARIABILITY: curves}
+    return {**dict.fromkeys(artefacts.FEATURES, image), "ring": ring, VARIABILITY: curves}
+
+
+def cutout_features() -> tuple[str, ...]:
+    """The statistics :func:`cutout_statistics` measures on every cutout, in its column order."""
+    from explorer.analysis import artefacts, morphology
+
+    return (*artefacts.FEATURES, *morphology.FEATURES)
 
 
 def saved_statistics(ws: Workspace, names: Sequence[str], random_state: int) -> pd.DataFrame | None:
@@ -79,10 +89,11 @@ def saved_statistics(ws: Workspace, names: Sequence[str], random_state: int) -> 
     return table.set_index(table["id"].astype(str))[list(names)].dropna(how="all")
 
 
-def image_artefacts(ws: Workspace, progress: bool = True, random_state: int = 0, scheduler: str | None = None,
-                    part_size: int = 4096) -> pd.DataFrame:
-    """``hot_pixel`` and ``trail`` statistics of every cutout (:class:`~explorer.analysis.artefacts.CutoutArtefacts`
-    fitted per image set on a seeded sample of its cutouts), indexed by id; empty without cutouts.
+def cutout_statistics(ws: Workspace, progress: bool = True, random_state: int = 0, scheduler: str | None = None,
+                      part_size: int = 4096) -> pd.DataFrame:
+    """:func:`cutout_features` of every cutout, indexed by id: ``hot_pixel`` and ``trail``
+    (:class:`~explorer.analysis.artefacts.CutoutArtefacts` fitted per image set on a seeded sample of its
+    cutouts) and ``ring`` (:func:`~explorer.analysis.morphology.ring_statistic`); empty without cutouts.
 
     Cutouts are read and measured in parts of ``part_size``, in process or on Dask (``scheduler``), with the
     same results; an image set whose cutouts have no measurable noise is skipped with a logged reason.
@@ -106,11 +117,11 @@ def image_artefacts(ws: Workspace, progress: bool = True, random_state: int = 0,
             continue
         parts = [CutoutPart(str(ws.path), name, tuple(ids[a : a + part_size].tolist()))
                  for a in range(0, len(ids), part_size)]
-        values = run_partitions(artefact_part, parts, shared=detector, scheduler=scheduler,
-                                desc=f"artefacts {name}", progress=progress)
+        values = run_partitions(cutout_part, parts, shared=detector, scheduler=scheduler,
+                                desc=f"cutouts {name}", progress=progress)
         frames.append(pd.DataFrame(np.concatenate(values), index=pd.Index(ids.astype(str), name="id"),
-                                   columns=list(detector.feature_names_out_)))
-    return pd.concat(frames) if frames else pd.DataFrame(columns=list(CutoutArtefacts.feature_names_out_))
+                                   columns=list(cutout_features())))
+    return pd.concat(frames) if frames else pd.DataFrame(columns=list(cutout_features()))
 
 
 @dataclass(frozen=True)
@@ -122,11 +133,17 @@ class CutoutPart:
     ids: tuple
 
 
-def artefact_part(detector, part: CutoutPart, batch: int = 1024) -> np.ndarray:
-    """The artefact statistics ``(len(part.ids), 2)`` of one part, with a fitted ``CutoutArtefacts``."""
+def cutout_part(detector, part: CutoutPart, batch: int = 1024) -> np.ndarray:
+    """The :func:`cutout_features` ``(len(part.ids), 3)`` of one part, with a fitted ``CutoutArtefacts``."""
+    from explorer.analysis.morphology import ring_statistic
+
     store = Workspace.open(part.path).catalog.images[part.image_set]
     ids = list(part.ids)
-    return np.concatenate([detector.transform(store.get(ids[a : a + batch])) for a in range(0, len(ids), batch)])
+    out = []
+    for a in range(0, len(ids), batch):
+        cutouts = store.get(ids[a : a + batch])
+        out.append(np.column_stack([detector.transform(cutouts), ring_statistic(cutouts, detector.max_size)]))
+    return np.concatenate(out)
 
 
 def lightcurve_variability(ws: Workspace, progress: bool = True, random_state: int = 0,

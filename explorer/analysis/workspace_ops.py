@@ -143,7 +143,8 @@ def score_workspace(
     the scorer on ``space``, the same scorer on the own space of each modality whose objects mostly have
     another modality too, when ``space`` is ``"joint"`` (a light curve's oddity is not diluted by its star's
     cutout there), the ``variability`` of every light curve (:mod:`explorer.analysis.variability`) and the
-    cutout artefact statistics ``hot_pixel`` and ``trail`` of every image set (:mod:`explorer.analysis.artefacts`);
+    cutout statistics of every image set: the artefacts ``hot_pixel`` and ``trail``
+    (:mod:`explorer.analysis.artefacts`) and ``ring`` (:mod:`explorer.analysis.morphology`);
     the last two read the objects' data (:mod:`explorer.analysis.data_detectors`).
     Each detector's raw score is saved beside ``score`` (columns named in the metadata's ``detectors``), and
     ``flagged_by`` names the detector that gave the object its score (shown in the app's inspector).
@@ -165,8 +166,8 @@ def score_workspace(
     detectors : bool
         False: only the scorer on ``space`` (what the engine did before the other detectors).
     artefacts : bool, optional
-        Whether the detectors include the cutout artefact statistics, which read every cutout (~1.5 ms each on
-        2 cores). Default: when the workspace has at most
+        Whether the detectors include the cutout statistics (artefacts and rings), which read every cutout
+        (~3.4 ms each on 2 cores). Default: when the workspace has at most
         :data:`~explorer.analysis.data_detectors.ARTEFACT_LIMIT` cutouts (a logged note says when they are left
         out).
     variability : bool, optional
@@ -263,7 +264,7 @@ def _other_detectors(ws: Workspace, version: str, space: str, params: dict, rand
                      references: dict) -> dict[str, np.ndarray]:
     """Scores of the detectors beside the scorer on ``space``, aligned with ``ids`` (NaN where one does not
     apply): the scorer on the diluted modality spaces (when ``space`` is joint), the light curves' variability
-    and the cutout artefact statistics. What "ordinary" was for a detector's statistics goes in ``references``."""
+    and the cutout statistics. What "ordinary" was for a detector's statistics goes in ``references``."""
     from explorer.analysis import data_detectors as dd
     from explorer.analysis.index_store import embedding_files
 
@@ -297,13 +298,11 @@ def _other_detectors(ws: Workspace, version: str, space: str, params: dict, rand
         out[dd.VARIABILITY] = _aligned(position, found.index, found.to_numpy())
         seconds["variability"] = round(time.perf_counter() - t0, 1)
     if artefacts:
-        from explorer.analysis.artefacts import FEATURES
-
         t0 = time.perf_counter()
-        stats = dd.saved_statistics(ws, FEATURES, random_state)
+        stats = dd.saved_statistics(ws, dd.cutout_features(), random_state)
         if stats is None:
-            stats = dd.image_artefacts(ws, progress=fit["progress"], random_state=random_state,
-                                       scheduler=fit["scheduler"])
+            stats = dd.cutout_statistics(ws, progress=fit["progress"], random_state=random_state,
+                                         scheduler=fit["scheduler"])
         else:
             seconds["artefacts reused from"] = ws.current("scores")
         for name in stats.columns if len(stats) else ():
