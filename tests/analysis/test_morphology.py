@@ -51,7 +51,7 @@ def add_ring(img: np.ndarray, radius: float, shape: tuple, flux: float, clumps: 
 def test_rings_stand_out_of_discs_spirals_and_neighbours():
     cutouts, shapes = galaxies()
     rings = (5, 40, 77)
-    for row, radius in zip(rings, [9.0, 12.0, 15.0]):
+    for row, radius in zip(rings, [9.0, 12.0, 15.0], strict=True):
         add_ring(cutouts[row], radius, shapes[row], flux=2500.0)
     values = ring_statistic(cutouts)
     assert values.shape == (len(cutouts),) and np.isfinite(values).all()
