@@ -5,8 +5,9 @@ variability.
 the embeddings. Both depend on the catalogue only, so a re-score on the same catalogue (after a fine-tune) takes
 them from the current scores (:func:`saved_statistics`) instead of reading every cutout and curve again.
 
-* :func:`cutout_statistics`: ``hot_pixel`` and ``trail`` (:mod:`explorer.analysis.artefacts`) and ``ring``
-  (:mod:`explorer.analysis.morphology`) of every cutout, in one read, in parts, in process or on Dask;
+* :func:`cutout_statistics`: ``hot_pixel`` and ``trail`` (:mod:`explorer.analysis.artefacts`), ``ring`` and
+  ``companion`` (:mod:`explorer.analysis.morphology`) of every cutout, in one read, in parts, in process or on
+  Dask;
 * :func:`lightcurve_variability`: ``variability``, how far each curve's variability statistics stand from
   everyone else's (:mod:`explorer.analysis.variability`).
 """
@@ -26,8 +27,8 @@ from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-#: Above this many cutouts the default score leaves the cutout statistics out (they read every cutout: ~3.4 ms
-#: each on 2 cores, ~1 h at 1M); ``artefacts=True`` (``explorer score --artefacts``) computes them anyway.
+#: Above this many cutouts the default score leaves the cutout statistics out (they read every cutout: ~4 ms
+#: each on 2 cores, ~70 min at 1M); ``artefacts=True`` (``explorer score --artefacts``) computes them anyway.
 ARTEFACT_LIMIT = 1_000_000
 #: Above this many light curves the default score leaves the variability statistics out (~0.3 ms per curve of
 #: 200 points with reading, 17 min at 3M); ``variability=True`` (``explorer score --variability``) forces them.
@@ -57,10 +58,12 @@ def definitions() -> dict[str, str]:
     image = (f"{','.join(artefacts.FEATURES)}: kernel {artefacts.KERNEL}, clip {artefacts.CLIP}, "
              f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles, sources masked above "
              f"{artefacts.SOURCE_MASK}")
-    ring = (f"ring: median ridge, step {morphology.STEP}, smooth {morphology.SMOOTH}, reach {morphology.REACH}, "
-            f"{morphology.N_ANGLES} angles, shapes {morphology.CORE}/{morphology.OUTER}/circle")
+    m = morphology
+    shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: median ridge, step {m.STEP}, "
+             f"reach {m.REACH}, {m.N_ANGLES} angles, shapes {m.CORE}/{m.OUTER}/circle; companion: {m.NEAR}-{m.FAR} "
+             f"px, aperture {m.APERTURE}, mask {m.MASK}, colour {m.COLOUR_MATCH}, floor {m.FLOOR}")
     curves = f"kNN over {','.join(variability.STATISTICS)} per band, clip {variability.CLIP}"
-    return {**dict.fromkeys(artefacts.FEATURES, image), "ring": ring, VARIABILITY: curves}
+    return {**dict.fromkeys(artefacts.FEATURES, image), **dict.fromkeys(m.FEATURES, shape), VARIABILITY: curves}
 
 
 def cutout_features() -> tuple[str, ...]:
@@ -93,7 +96,8 @@ def cutout_statistics(ws: Workspace, progress: bool = True, random_state: int = 
                       part_size: int = 4096) -> pd.DataFrame:
     """:func:`cutout_features` of every cutout, indexed by id: ``hot_pixel`` and ``trail``
     (:class:`~explorer.analysis.artefacts.CutoutArtefacts` fitted per image set on a seeded sample of its
-    cutouts) and ``ring`` (:func:`~explorer.analysis.morphology.ring_statistic`); empty without cutouts.
+    cutouts), ``ring`` and ``companion`` (:func:`~explorer.analysis.morphology.morphology_statistics`); empty
+    without cutouts.
 
     Cutouts are read and measured in parts of ``part_size``, in process or on Dask (``scheduler``), with the
     same results; an image set whose cutouts have no measurable noise is skipped with a logged reason.
@@ -134,15 +138,15 @@ class CutoutPart:
 
 
 def cutout_part(detector, part: CutoutPart, batch: int = 1024) -> np.ndarray:
-    """The :func:`cutout_features` ``(len(part.ids), 3)`` of one part, with a fitted ``CutoutArtefacts``."""
-    from explorer.analysis.morphology import ring_statistic
+    """The :func:`cutout_features` ``(len(part.ids), 4)`` of one part, with a fitted ``CutoutArtefacts``."""
+    from explorer.analysis.morphology import morphology_statistics
 
     store = Workspace.open(part.path).catalog.images[part.image_set]
     ids = list(part.ids)
     out = []
     for a in range(0, len(ids), batch):
         cutouts = store.get(ids[a : a + batch])
-        out.append(np.column_stack([detector.transform(cutouts), ring_statistic(cutouts, detector.max_size)]))
+        out.append(np.column_stack([detector.transform(cutouts), morphology_statistics(cutouts, detector.max_size)]))
     return np.concatenate(out)
 
 

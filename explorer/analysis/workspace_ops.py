@@ -167,7 +167,7 @@ def score_workspace(
         False: only the scorer on ``space`` (what the engine did before the other detectors).
     artefacts : bool, optional
         Whether the detectors include the cutout statistics (artefacts and rings), which read every cutout
-        (~3.4 ms each on 2 cores). Default: when the workspace has at most
+        (~4 ms each on 2 cores). Default: when the workspace has at most
         :data:`~explorer.analysis.data_detectors.ARTEFACT_LIMIT` cutouts (a logged note says when they are left
         out).
     variability : bool, optional

@@ -152,13 +152,16 @@ class AppData:
         return self.score_reason_names[int(code)] if np.isfinite(code) else None
 
     def flag_explanation(self, object_id: str) -> str | None:
-        """Why the saved scores flagged ``object_id``: the detector (:meth:`reason_of`) and, for ``variability``,
-        the statistic of its light curve farthest from ordinary, e.g. ``"variability: skew in g +8.1σ"`` (the
-        survey's median and scatter are saved with the scores). None if not known."""
+        """Why the saved scores flagged ``object_id``: the detector (:meth:`reason_of`) and what it looks for
+        (:func:`~explorer.analysis.detectors.describe`, e.g. ``"ring: a ring of light about the centre"``) or, for
+        ``variability``, the statistic of its light curve farthest from ordinary, e.g. ``"variability: skew in g
+        +8.1σ"`` (the survey's median and scatter are saved with the scores). None if not known."""
+        from explorer.analysis.detectors import describe
+
         reason = self.reason_of(object_id)
         reference = self.score_references.get(reason) if reason else None
         if reason != "variability" or not reference or self.catalog.lightcurves is None:
-            return reason
+            return f"{reason}: {describe(reason)}" if reason and describe(reason) else reason
         from explorer.analysis.variability import strongest, variability_features
 
         try:

@@ -105,3 +105,24 @@ def test_tail_significance_keeps_counting_beyond_the_ordinary_and_combine_takes_
     assert set(top) == set(range(9_990, 10_000))
     with_nan = tail_significance(np.r_[smooth[:100], np.nan])
     assert with_nan[-1] == 0.0 and np.isfinite(with_nan).all()
+
+
+def test_a_detector_of_a_few_objects_counts_its_rarity_in_the_whole_catalogue():
+    from explorer.analysis.detectors import catalogue_significance
+
+    rng = np.random.default_rng(1)
+    n = 20_000
+    images = rng.normal(0.0, 1.0, n)  # every object has a cutout
+    curves = np.full(n, np.nan)
+    curves[: n // 4] = rng.normal(0.0, 1.0, n // 4)  # a quarter have a light curve
+    # the 50th most extreme curve is as rare among its 5,000 as the 200th cutout among its 20,000 (top 1 %),
+    # but in the catalogue only a quarter as many ordinary objects are as extreme: it ranks above that cutout
+    curve_50 = np.argsort(-np.nan_to_num(curves, nan=-np.inf))[49]
+    image_200 = np.argsort(-images)[199]
+    c, i = catalogue_significance(curves), catalogue_significance(images)
+    assert tail_significance(curves)[curve_50] == pytest.approx(tail_significance(images)[image_200], abs=0.03)
+    assert c[curve_50] - tail_significance(curves)[curve_50] == pytest.approx(np.log10(4))
+    assert c[curve_50] > i[image_200] + 0.5
+    assert c[n // 4 :].max() == 0.0  # no light curve: no evidence either way
+    both = combine({"images": images, "curves": curves})
+    assert both[curve_50] > both[image_200]

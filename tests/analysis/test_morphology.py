@@ -1,10 +1,11 @@
-"""Rings of light about a galaxy's centre stand out of ordinary galaxies (bulge + disc, spiral arms, neighbours)."""
+"""Rings of light about a galaxy's centre, and merging companions of its colour, stand out of ordinary galaxies
+(bulge + disc, spiral arms, neighbours of other colours)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from explorer.analysis.morphology import ring_statistic
+from explorer.analysis.morphology import companion_statistic, morphology_statistics, ring_statistic
 
 SIZE = 64
 
@@ -81,3 +82,46 @@ def test_one_band_and_blank_cutouts():
     blank[2] = 0.0  # no noise to scale by: no evidence either way
     values = ring_statistic(blank)
     assert np.isnan(values[2]) and np.isfinite(values[:2]).all()
+
+
+def _blob(x0: float, y0: float, sigma: float) -> np.ndarray:
+    y, x = np.mgrid[:SIZE, :SIZE].astype(np.float64)
+    g = np.exp(-0.5 * ((x - x0) ** 2 + (y - y0) ** 2) / sigma**2)
+    return g / g.sum()
+
+
+def _tail(x0: float, y0: float, radius: float, start: float, length: float) -> np.ndarray:
+    """A curved band of light (tidal tail) about ``(x0, y0)``, unit flux."""
+    y, x = np.mgrid[:SIZE, :SIZE].astype(np.float64)
+    r, phi = np.hypot(x - x0, y - y0), np.arctan2(y - y0, x - x0)
+    along = np.mod(phi - start, 2 * np.pi)
+    band = np.exp(-0.5 * ((r - radius * np.exp(0.4 * along)) / 1.5) ** 2) * (along < length)
+    return band / band.sum()
+
+
+def test_a_companion_of_the_hosts_colour_with_a_tail_beats_neighbours_of_other_colours():
+    rng = np.random.default_rng(7)
+    colour = np.array([0.6, 1.0, 1.3])  # the host's g, r, i
+    host = _blob(31.5, 31.5, 2.5)
+    scenes = {
+        "alone": 3000 * colour[:, None, None] * host,
+        "merger": colour[:, None, None] * (3000 * host + 1500 * _blob(40.0, 35.0, 2.0)
+                                           + 900 * _tail(31.5, 31.5, 7.0, 2.0, 2.5)),
+        "blue star": 3000 * colour[:, None, None] * host + 1500 * np.array([1.4, 1.0, 0.8])[:, None, None]
+        * _blob(40.0, 35.0, 1.0),
+        "red galaxy": 3000 * colour[:, None, None] * host + np.array([0.2, 1.0, 1.8])[:, None, None]
+        * (1500 * _blob(40.0, 35.0, 2.0) + 900 * _tail(31.5, 31.5, 7.0, 2.0, 2.5)),
+        "pair, no tail": colour[:, None, None] * (3000 * host + 1500 * _blob(40.0, 35.0, 2.0)),
+    }
+    cutouts = np.stack([v + rng.normal(0, 1, (3, SIZE, SIZE)) for v in scenes.values()]).astype(np.float32)
+    values = dict(zip(scenes, companion_statistic(cutouts), strict=True))
+    assert max(values, key=values.get) == "merger", values
+    assert values["merger"] > values["pair, no tail"] > values["alone"]
+    assert values["merger"] > values["red galaxy"] + 1 and values["merger"] > values["blue star"] + 1  # decades
+    # one band: no colour to compare, the companion and its tail still count
+    one_band = companion_statistic(cutouts[:, 1])
+    assert one_band[1] > one_band[0] + 1
+    # both statistics from one pass agree with each alone
+    both = morphology_statistics(cutouts)
+    np.testing.assert_allclose(both[:, 1], companion_statistic(cutouts))
+    np.testing.assert_allclose(both[:, 0], ring_statistic(cutouts))

@@ -309,9 +309,9 @@ def test_a_variability_flag_names_the_statistic_that_stands_out(fresh_workspace)
     z = standardised(variability_features(ws.catalog.lightcurve(oid), bands=reference["bands"]), reference).iloc[0]
     name = z.abs().idxmax()
     assert name == f"{shown[1]}_{shown[2]}" and float(shown[3]) == pytest.approx(z[name], abs=0.51)
-    # an object flagged by another detector keeps the plain name
+    # an object flagged by another detector: its name and what it looks for
     other = ids[ids != oid][0]
-    assert app.data.flag_explanation(other) == "knn_joint"
+    assert app.data.flag_explanation(other) == "knn_joint: far from its neighbours in the joint embedding"
 
 
 def test_ids_and_catalogue_strings_are_escaped():
