@@ -63,8 +63,9 @@ ANOMALY, NORMAL, ARTEFACT = "anomaly", "normal", "artefact"
 BANDWIDTH_SAMPLE = 2048
 #: How much farther apart the side features (the detectors' significances) put objects than the embedding does,
 #: at the median neighbour distance. On the simulated survey (20k, seeds 0 / 1; oracle, 200 views from the saved
-#: scores of 7 detectors; static ranking 59 / 54 oddities): 1 found 58 / 46 (a "normal" label on a spiral the
-#: ring statistic flagged sank ring galaxies too), 3 found 59 / 54, 10 59 / 53, 30 59 / 55.
+#: scores of 7 detectors, an earlier ring statistic; static ranking 59 / 54 oddities): 1 found 58 / 46 (a
+#: "normal" label on a spiral the ring statistic flagged sank ring galaxies too), 3 found 59 / 54, 10 59 / 53,
+#: 30 59 / 55. With the final detectors (static 63 / 55), 0.33-10 all find 59-60 / 52 (benchmarks/RESULTS.md).
 SIDE_WEIGHT = 3.0
 _EULER_GAMMA = 0.5772156649015329
 

@@ -59,8 +59,9 @@ def definitions() -> dict[str, str]:
              f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles, sources masked above "
              f"{artefacts.SOURCE_MASK}")
     m = morphology
-    shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: median ridge, step {m.STEP}, "
-             f"reach {m.REACH}, {m.N_ANGLES} angles, shapes {m.CORE}/{m.OUTER}/circle; companion: {m.NEAR}-{m.FAR} "
+    shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: ridge quantile {m.ALL_ROUND}, "
+             f"wobble {m.WOBBLE}, step {m.STEP}, reach {m.REACH}, {m.N_ANGLES} angles, shapes "
+             f"{m.CORE}/{m.OUTER}/circle; companion: {m.NEAR}-{m.FAR} "
              f"px, aperture {m.APERTURE}, mask {m.MASK}, colour {m.COLOUR_MATCH}, floor {m.FLOOR}")
     curves = f"kNN over {','.join(variability.STATISTICS)} per band, clip {variability.CLIP}"
     return {**dict.fromkeys(artefacts.FEATURES, image), **dict.fromkeys(m.FEATURES, shape), VARIABILITY: curves}
