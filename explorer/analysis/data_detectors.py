@@ -1,5 +1,5 @@
-"""The detectors that read the objects themselves, not their embeddings: cutout artefacts and rings, light-curve
-variability.
+"""The detectors that read the objects themselves, not their embeddings: cutout artefacts and morphology,
+light-curve variability.
 
 :func:`score_workspace <explorer.analysis.workspace_ops.score_workspace>` combines them with the kNN scores of
 the embeddings. Both depend on the catalogue only, so a re-score on the same catalogue (after a fine-tune) takes

@@ -77,8 +77,8 @@ def catalogue_significance(scores) -> np.ndarray:
     in the whole catalogue: plus ``log10(n / n_applies)``, so that "as extreme as this" counts the same expected
     number of ordinary objects whichever population the detector looks at. 0 where it does not apply.
 
-    Measured on the simulated survey (20k, seeds 0 / 1; light curves for ~7,100 of the objects): 51 -> 52 and
-    44 -> 46 oddities in the top 1 % (``benchmarks/RESULTS.md``)."""
+    Measured on the simulated survey (20k, seeds 0 / 1; light curves for ~7,100 of the objects; the default's
+    seven detectors): 62 -> 63 and 53 -> 55 oddities in the top 1 % (``benchmarks/RESULTS.md``)."""
     v = np.asarray(scores, dtype=np.float64)
     ok = np.isfinite(v)
     out = tail_significance(v)
