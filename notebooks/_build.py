@@ -557,8 +557,9 @@ BRING_YOUR_OWN = [
     anomalous): by default the best of several detectors, each as a tail significance in decades of rarity --
     the mean distance to the nearest neighbours in the joint space and in the light-curve space, the light
     curves' classic variability statistics (amplitude, reduced chi-square, skewness, kurtosis, von Neumann
-    ratio), and two statistics of the cutouts' pixels that embeddings trained to ignore noise cannot see (hot
-    pixels, satellite trails); each detector's own score is saved beside it. Both are saved as new versions in the workspace,
+    ratio), and four statistics of the cutouts' pixels for what embeddings trained to ignore noise blur (hot
+    pixels, satellite trails, rings, a companion of the galaxy's colour); each detector's own score is saved
+    beside it. Both are saved as new versions in the workspace,
     recording which embeddings they came from ([docs/maps.md](../docs/maps.md)).
 
     Here the map is a PCA projection: a fraction of a second. For exploring, use UMAP (`method="umap"`, the
@@ -754,7 +755,7 @@ ANOMALY_HUNT = [
     saved_table, saved_meta = ws.scores()
     saved_table = saved_table.set_index("id").reindex(ids)
     saved = saved_table["score"].to_numpy()
-    detectors = saved_meta["detectors"]  # e.g. knn_joint, knn_lightcurve, variability, hot_pixel, trail
+    detectors = saved_meta["detectors"]  # e.g. knn_joint, knn_lightcurve, variability, hot_pixel, trail, ring, ...
     flagged_alike = significances({d: saved_table[d].to_numpy() for d in detectors}) if detectors else None
     loops = {}
     for method in ("iforest", "knn", "saved"):
