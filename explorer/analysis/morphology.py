@@ -73,8 +73,8 @@ def morphology_statistics(cutouts: Any, max_size: int = 128) -> np.ndarray:
 
 
 def ring_statistic(cutouts: Any, max_size: int = 128) -> np.ndarray:
-    """``(n,)`` ring statistic of ``(n, B, H, W)`` (or ``(n, H, W)``) cutouts: the median over angles of the
-    radial ridge of light at the best radius, in noise units; NaN for blank cutouts. Higher = more ring-like."""
+    """``(n,)`` ring statistic of ``(n, B, H, W)`` (or ``(n, H, W)``) cutouts: the radial ridge of light that 3 in
+    4 of the angles reach at the best radius, in noise units; NaN for blank cutouts. Higher = more ring-like."""
     _, light, cx, cy, blank = _prepared(cutouts, max_size)
     out = _ring(light, cx, cy)
     out[blank] = np.nan
@@ -133,13 +133,10 @@ def _ring(light, cx, cy) -> np.ndarray:
 
 def _companion(bands, light, cx, cy) -> np.ndarray:
     import torch
-    import torch.nn.functional as F
 
-    n, _, h, w = bands.shape
+    n, _, _, w = bands.shape
     yy, xx = _grid(light)
-    grid = torch.stack([(2 * cx[:, None, None] - xx + 0.5) / w * 2 - 1,
-                        (2 * cy[:, None, None] - yy + 0.5) / h * 2 - 1], dim=-1)
-    residual = bands - F.grid_sample(bands, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    residual = bands - _sample(bands, 2 * cx[:, None, None] - xx, 2 * cy[:, None, None] - yy)  # minus its mirror
     dist = torch.sqrt((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2)
     total = residual.sum(dim=1)
     search = torch.where((dist >= NEAR) & (dist <= FAR), total, torch.full_like(total, -math.inf))
@@ -233,12 +230,19 @@ def _polar(img, cx, cy, q, pa, radii, theta):
     """``(n, len(radii), len(theta))`` bilinear samples of ``img`` on ellipses (semi-major axes ``radii``, axis
     ratio ``q``, position angle ``pa``) about ``(cx, cy)``, at angles ``theta``; outside the frame counts as 0."""
     import torch
-    import torch.nn.functional as F
 
     u = radii[None, :, None] * torch.cos(theta)[None, None, :]
     v = radii[None, :, None] * torch.sin(theta)[None, None, :] * q[:, None, None]
     c, s = torch.cos(pa)[:, None, None], torch.sin(pa)[:, None, None]
-    x, y = cx[:, None, None] + u * c - v * s, cy[:, None, None] + u * s + v * c
+    return _sample(img, cx[:, None, None] + u * c - v * s, cy[:, None, None] + u * s + v * c)[:, 0]
+
+
+def _sample(img, x, y):
+    """``img`` ``(n, C, H, W)`` bilinearly sampled at pixel coordinates ``x``, ``y`` ``(n, h, w)`` (pixel centres
+    at integers); outside the frame counts as 0. Returns ``(n, C, h, w)``."""
+    import torch
+    import torch.nn.functional as F
+
     h, w = img.shape[-2:]
     grid = torch.stack([(x + 0.5) / w * 2 - 1, (y + 0.5) / h * 2 - 1], dim=-1)
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
