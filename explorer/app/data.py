@@ -30,6 +30,8 @@ FLAGGED_TOP = 0.01
 LABEL = "label"
 NONE = "density"
 UNLABELLED = "(unlabelled)"
+#: The category of a categorical colouring that holds everything not named (rare values, unflagged objects).
+OTHER = "other"
 CUTOUT_CACHE = 512  # raw cutouts kept per process (64 x 64 x 3 float32: 48 kB each)
 _SKIP_COLUMNS = {"id", "image_set", "file_loc", "file", "filename", "path"}
 
@@ -307,7 +309,7 @@ class AppData:
             opts[SCORE] = ColourSpec(SCORE, "continuous")
         if self.score_reasons is not None and self.score_reason_names:
             names = tuple(n.replace("_", " ") for n in self.score_reason_names)
-            opts[FLAGGED] = ColourSpec(FLAGGED, "categorical", (*names, "other"))
+            opts[FLAGGED] = ColourSpec(FLAGGED, "categorical", (*names, OTHER))
         for col in rest:
             spec = self._spec_for(col, table[col])
             if spec is not None:
@@ -326,7 +328,7 @@ class AppData:
             return None
         cats = [str(c) for c in uniques.index[:MAX_CATEGORIES]]
         if len(uniques) > MAX_CATEGORIES or column.isna().any():
-            cats.append("other")
+            cats.append(OTHER)
         return ColourSpec(name, "categorical", tuple(cats))
 
     def colour_values(self, spec: ColourSpec) -> np.ndarray:
@@ -348,18 +350,18 @@ class AppData:
                 if spec.kind == "continuous":
                     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float32)
                 else:
-                    text = column.astype(str).where(column.notna(), "other").to_numpy(dtype=object)
+                    text = column.astype(str).where(column.notna(), OTHER).to_numpy(dtype=object)
                     known = pd.Index(spec.categories)
-                    values = np.where(known.get_indexer(text) >= 0, text, "other").astype(object)
+                    values = np.where(known.get_indexer(text) >= 0, text, OTHER).astype(object)
             self._colour_cache[spec.name] = values
             return values
 
     def _flagged_column(self, categories: tuple[str, ...]) -> np.ndarray:
         """Per map row: the detector that flagged it when its saved score is in the top :data:`FLAGGED_TOP`,
-        else ``"other"``."""
+        else :data:`OTHER`."""
         scores = np.asarray(self.scores, dtype=np.float64)
         codes = np.asarray(self.score_reasons, dtype=np.float64)
-        out = np.full(len(scores), "other", dtype=object)
+        out = np.full(len(scores), OTHER, dtype=object)
         finite = np.isfinite(scores) & np.isfinite(codes)
         if finite.any():
             cut = np.quantile(scores[finite], 1.0 - FLAGGED_TOP)

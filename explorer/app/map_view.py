@@ -16,7 +16,7 @@ import param
 
 from explorer.analysis.selection import Selection
 from explorer.app.background import batch_callback, call_soon, current_document
-from explorer.app.data import FLAGGED, LABEL, NONE, UNLABELLED, AppData, ColourSpec
+from explorer.app.data import FLAGGED, LABEL, NONE, OTHER, UNLABELLED, AppData, ColourSpec
 from explorer.app.plots import map_plot, palette
 from explorer.errors import ExplorerError
 from explorer.session import Session
@@ -281,12 +281,12 @@ class MapView(pn.viewable.Viewer):
 
     @staticmethod
     def _flag_colours(spec: ColourSpec) -> dict[str, str]:
-        return palette.category_colours(tuple(c for c in spec.categories if c != "other"))
+        return palette.category_colours(tuple(c for c in spec.categories if c != OTHER))
 
     def _flagged_layer(self):
         spec = self._spec()
         values = self.data.colour_values(spec)
-        rows = np.flatnonzero(values != "other")
+        rows = np.flatnonzero(values != OTHER)
         rows = rows[np.argsort(self.data.scores[rows], kind="stable")]  # label_points keeps the last: the highest
         return map_plot.label_points(self.data.frame, rows, values[rows], self._flag_colours(spec))
 
