@@ -62,7 +62,9 @@ def definitions() -> dict[str, str]:
     shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: ridge quantile {m.ALL_ROUND}, "
              f"wobble {m.WOBBLE}, step {m.STEP}, reach {m.REACH}, {m.N_ANGLES} angles, shapes "
              f"{m.CORE}/{m.OUTER}/circle; companion: {m.NEAR}-{m.FAR} "
-             f"px, aperture {m.APERTURE}, mask {m.MASK}, colour {m.COLOUR_MATCH}, floor {m.FLOOR}")
+             f"px, aperture {m.APERTURE}, mask {m.MASK}, colour {m.COLOUR_MATCH}, floor {m.FLOOR}; arc: "
+             f"{m.ARC_NEAR}-{m.FAR} px by {m.ARC_STEP}, {m.ARC_ANGLES} angles, snr {m.ARC_SNR}, box {m.ARC_BOX}, "
+             f"side {m.ARC_SIDE}, colour {m.ARC_COLOUR}, floor {m.ARC_FLOOR}")
     curves = f"kNN over {','.join(variability.STATISTICS)} per band, clip {variability.CLIP}"
     return {**dict.fromkeys(artefacts.FEATURES, image), **dict.fromkeys(m.FEATURES, shape), VARIABILITY: curves}
 

@@ -32,6 +32,7 @@ DESCRIPTIONS = {
     "trail": "a straight line in one band",
     "ring": "a ring of light about the centre",
     "companion": "a companion of its colour, with asymmetric light",
+    "arc": "a blue arc, with a counter-image, about a redder galaxy (a lens)",
     "variability": "variability unlike the other light curves'",
 }
 

@@ -1,11 +1,16 @@
-"""Rings of light about a galaxy's centre, and merging companions of its colour, stand out of ordinary galaxies
-(bulge + disc, spiral arms, neighbours of other colours)."""
+"""Rings of light about a galaxy's centre, merging companions of its colour and blue lensed arcs about red
+galaxies stand out of ordinary galaxies (bulge + disc, spiral arms, neighbours of other colours)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from explorer.analysis.morphology import companion_statistic, morphology_statistics, ring_statistic
+from explorer.analysis.morphology import (
+    arc_statistic,
+    companion_statistic,
+    morphology_statistics,
+    ring_statistic,
+)
 
 SIZE = 64
 
@@ -126,3 +131,74 @@ def test_a_companion_of_the_hosts_colour_with_a_tail_beats_neighbours_of_other_c
     both = morphology_statistics(cutouts)
     np.testing.assert_allclose(both[:, 1], companion_statistic(cutouts))
     np.testing.assert_allclose(both[:, 0], ring_statistic(cutouts))
+
+
+RED, BLUE = np.array([0.45, 1.0, 1.5]), np.array([1.4, 1.0, 0.8])  # g, r, i of an early-type host, of an arc
+
+
+def _arc(x0: float, y0: float, radius: float, centre: float, length: float, width: float = 1.2) -> np.ndarray:
+    """A thin arc of a circle about ``(x0, y0)``, ``length`` rad long about angle ``centre``, unit flux."""
+    y, x = np.mgrid[:SIZE, :SIZE].astype(np.float64)
+    r, phi = np.hypot(x - x0, y - y0), np.arctan2(y - y0, x - x0)
+    turn = np.mod(phi - centre + np.pi, 2 * np.pi) - np.pi
+    band = np.exp(-0.5 * ((r - radius) / width) ** 2 - 0.5 * (turn / (length / 4)) ** 2)
+    return band / band.sum()
+
+
+def _lens_scenes() -> dict:
+    host = 0.7 * _blob(31.5, 31.5, 2.0) + 0.3 * _blob(31.5, 31.5, 5.0)  # a core and its wings
+    arc = 0.8 * _arc(31.5, 31.5, 9.0, 0.7, 1.6) + 0.2 * _arc(31.5, 31.5, 9.0, 0.7 + np.pi, 0.8)  # + counter-image
+    r, phi = _coords(0.9, 0.3)
+    arms = (0.5 * (1 + np.cos(2 * (phi - np.log(r + 1e-3) / np.tan(0.4))))) ** 3 * np.exp(-r / 6.0)
+    disc, _ = _coords(0.4, 0.6)
+    return {
+        "lens": 4000 * RED[:, None, None] * host + 900 * BLUE[:, None, None] * arc,
+        "elliptical": 4000 * RED[:, None, None] * host,
+        "spiral, blue arms": 4000 * RED[:, None, None] * host + 900 * BLUE[:, None, None] * arms / arms.sum(),
+        "inclined blue disc": 4000 * RED[:, None, None] * host
+        + 2500 * BLUE[:, None, None] * np.exp(-disc / 4.0) / np.exp(-disc / 4.0).sum(),
+        "blue neighbour": 4000 * RED[:, None, None] * host + 900 * BLUE[:, None, None] * _blob(38.0, 37.0, 1.5),
+        "arc of the host's colour": 4000 * RED[:, None, None] * host + 900 * RED[:, None, None] * arc,
+    }
+
+
+def _noisy(scenes: dict, seed: int = 11) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([v + rng.normal(0, 1, (3, SIZE, SIZE)) for v in scenes.values()]).astype(np.float32)
+
+
+def test_a_blue_arc_with_a_counter_image_about_a_red_galaxy_is_the_most_lens_like():
+    scenes = _lens_scenes()
+    cutouts = _noisy(scenes)
+    values = dict(zip(scenes, arc_statistic(cutouts), strict=True))
+    assert np.isfinite(list(values.values())).all()
+    # in decades: the lens by far; blue arms, a blue disc (one colour gradient, point-symmetric) and a blue
+    # neighbour (no counter-image) do not look like one, nor does an arc of the host's own colour
+    for name, value in values.items():
+        if name != "lens":
+            assert values["lens"] > value + 1, values
+    # one pass of all three statistics gives the same
+    np.testing.assert_allclose(morphology_statistics(cutouts)[:, 2], arc_statistic(cutouts))
+
+
+def test_the_arc_statistic_follows_the_arc_not_the_pixel_grid():
+    scenes = _lens_scenes()
+    cutouts = _noisy({"lens": scenes["lens"]})
+    faint = _noisy({"lens": scenes["elliptical"] + 0.4 * (scenes["lens"] - scenes["elliptical"])})
+    value, weaker = arc_statistic(cutouts)[0], arc_statistic(faint)[0]
+    assert weaker < value
+    shifted = np.roll(cutouts, (3, -2), axis=(-2, -1))  # centred on the galaxy, wherever it is
+    rotated = np.rot90(cutouts, 1, axes=(-2, -1)).copy()
+    for other in (shifted, rotated):
+        assert abs(arc_statistic(other)[0] - value) < 0.2, (value, arc_statistic(other)[0])
+
+
+def test_the_arc_statistic_needs_two_bands_and_light():
+    cutouts = _noisy(_lens_scenes())
+    assert np.isnan(arc_statistic(cutouts[:, 1])).all()  # one band: no colour, the detector does not apply
+    two = arc_statistic(cutouts[:, [0, 2]])  # blue and red bands only: the lens still stands out
+    assert np.argmax(two) == 0
+    blank = cutouts.copy()
+    blank[3] = 0.0
+    values = arc_statistic(blank)
+    assert np.isnan(values[3]) and np.isfinite(np.delete(values, 3)).all()

@@ -93,7 +93,7 @@ def test_scores_default_to_knn_and_a_partitioned_run_keeps_the_fitted_scores(blo
     assert list(scores["id"]) == list(emb.ids) and np.isfinite(scores["score"]).all()
     expected = AnomalyScorer(random_state=0).fit(np.asarray(emb.vectors), emb.ids).score_samples()
     # cutouts: the kNN score of the embeddings plus the two artefact and the two morphology statistics, combined
-    assert meta["detectors"] == ["knn_joint", "hot_pixel", "trail", "ring", "companion"]
+    assert meta["detectors"] == ["knn_joint", "hot_pixel", "trail", "ring", "companion", "arc"]
     np.testing.assert_allclose(scores["knn_joint"], expected, rtol=1e-6)
     np.testing.assert_allclose(scores["score"], combine({k: scores[k] for k in meta["detectors"]}), rtol=1e-6)
     # embeddings only: exactly the scorer's scores (what the app's live ranking computes without saved scores)
@@ -197,4 +197,4 @@ def test_many_cutouts_leave_the_artefact_statistics_out_of_the_default_unless_as
     monkeypatch.setattr(data_detectors, "ARTEFACT_LIMIT", 10)  # the blob workspace has 64 cutouts
     assert ws.scores(ops.score_workspace(ws, progress=False))[1]["detectors"] == []
     forced = ws.scores(ops.score_workspace(ws, artefacts=True, progress=False))[1]
-    assert forced["detectors"] == ["knn_joint", "hot_pixel", "trail", "ring", "companion"]
+    assert forced["detectors"] == ["knn_joint", "hot_pixel", "trail", "ring", "companion", "arc"]

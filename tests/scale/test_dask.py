@@ -78,12 +78,12 @@ def test_scores_on_dask_equal_in_process(sim_copy, cluster_address):
     np.testing.assert_array_equal(sa["score"].to_numpy(), sb["score"].to_numpy())
     # every detector: the light curves' variability and the cutout artefact statistics included
     assert sim_copy.versions("scores")[b]["detectors"] == [
-        "knn_joint", "variability", "hot_pixel", "trail", "ring", "companion"]
+        "knn_joint", "variability", "hot_pixel", "trail", "ring", "companion", "arc"]
     assert sb["variability"].notna().sum() == int(sim_copy.catalog.table["has_lightcurve"].sum())
     # the second run reused the first's statistics (same catalogue); measured by the workers, they are the same
     assert sim_copy.versions("scores")[b]["seconds"]["artefacts reused from"] == a
     on_workers = cutout_statistics(sim_copy, scheduler=cluster_address, progress=False)
-    for name in ("hot_pixel", "trail", "ring", "companion"):
+    for name in ("hot_pixel", "trail", "ring", "companion", "arc"):
         assert sb[name].notna().sum() > 1000
         np.testing.assert_array_equal(on_workers[name].reindex(sa["id"]).to_numpy(), sa[name].to_numpy())
 
