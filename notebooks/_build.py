@@ -557,8 +557,8 @@ BRING_YOUR_OWN = [
     anomalous): by default the best of several detectors, each as a tail significance in decades of rarity --
     the mean distance to the nearest neighbours in the joint space and in the light-curve space, the light
     curves' classic variability statistics (amplitude, reduced chi-square, skewness, kurtosis, von Neumann
-    ratio), and four statistics of the cutouts' pixels for what embeddings trained to ignore noise blur (hot
-    pixels, satellite trails, rings, a companion of the galaxy's colour); each detector's own score is saved
+    ratio), and five statistics of the cutouts' pixels for what embeddings trained to ignore noise blur (hot
+    pixels, satellite trails, rings, a companion of the galaxy's colour, a blue lensed arc); each detector's own score is saved
     beside it. Both are saved as new versions in the workspace,
     recording which embeddings they came from ([docs/maps.md](../docs/maps.md)).
 

@@ -5,8 +5,8 @@ light-curve variability.
 the embeddings. Both depend on the catalogue only, so a re-score on the same catalogue (after a fine-tune) takes
 them from the current scores (:func:`saved_statistics`) instead of reading every cutout and curve again.
 
-* :func:`cutout_statistics`: ``hot_pixel`` and ``trail`` (:mod:`explorer.analysis.artefacts`), ``ring`` and
-  ``companion`` (:mod:`explorer.analysis.morphology`) of every cutout, in one read, in parts, in process or on
+* :func:`cutout_statistics`: ``hot_pixel`` and ``trail`` (:mod:`explorer.analysis.artefacts`), ``ring``,
+  ``companion`` and ``arc`` (:mod:`explorer.analysis.morphology`) of every cutout, in one read, in parts, in process or on
   Dask;
 * :func:`lightcurve_variability`: ``variability``, how far each curve's variability statistics stand from
   everyone else's (:mod:`explorer.analysis.variability`).
@@ -99,7 +99,7 @@ def cutout_statistics(ws: Workspace, progress: bool = True, random_state: int = 
                       part_size: int = 4096) -> pd.DataFrame:
     """:func:`cutout_features` of every cutout, indexed by id: ``hot_pixel`` and ``trail``
     (:class:`~explorer.analysis.artefacts.CutoutArtefacts` fitted per image set on a seeded sample of its
-    cutouts), ``ring`` and ``companion`` (:func:`~explorer.analysis.morphology.morphology_statistics`); empty
+    cutouts), ``ring``, ``companion`` and ``arc`` (:func:`~explorer.analysis.morphology.morphology_statistics`); empty
     without cutouts.
 
     Cutouts are read and measured in parts of ``part_size``, in process or on Dask (``scheduler``), with the

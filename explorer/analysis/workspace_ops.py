@@ -144,8 +144,8 @@ def score_workspace(
     another modality too, when ``space`` is ``"joint"`` (a light curve's oddity is not diluted by its star's
     cutout there), the ``variability`` of every light curve (:mod:`explorer.analysis.variability`) and the
     cutout statistics of every image set: the artefacts ``hot_pixel`` and ``trail``
-    (:mod:`explorer.analysis.artefacts`), ``ring`` and ``companion`` (:mod:`explorer.analysis.morphology`);
-    the last two read the objects' data (:mod:`explorer.analysis.data_detectors`).
+    (:mod:`explorer.analysis.artefacts`), ``ring``, ``companion`` and ``arc`` (:mod:`explorer.analysis.morphology`);
+    the last two kinds read the objects' data (:mod:`explorer.analysis.data_detectors`).
     Each detector's raw score is saved beside ``score`` (columns named in the metadata's ``detectors``), and
     ``flagged_by`` names the detector that gave the object its score (shown in the app's inspector).
     With a single detector (imported vectors, no cutouts) ``score`` is the scorer's own score.
