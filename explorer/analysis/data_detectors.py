@@ -141,16 +141,32 @@ class CutoutPart:
 
 
 def cutout_part(detector, part: CutoutPart, batch: int = 1024) -> np.ndarray:
-    """The :func:`cutout_features` ``(len(part.ids), 4)`` of one part, with a fitted ``CutoutArtefacts``."""
+    """The :func:`cutout_features` ``(len(part.ids), k)`` of one part, with a fitted ``CutoutArtefacts``; the
+    morphology statistics see the bands bluest first (:func:`blue_to_red`)."""
     from explorer.analysis.morphology import morphology_statistics
 
     store = Workspace.open(part.path).catalog.images[part.image_set]
+    order = blue_to_red(store.bands)
     ids = list(part.ids)
     out = []
     for a in range(0, len(ids), batch):
         cutouts = store.get(ids[a : a + batch])
-        out.append(np.column_stack([detector.transform(cutouts), morphology_statistics(cutouts, detector.max_size)]))
+        out.append(np.column_stack([detector.transform(cutouts),
+                                    morphology_statistics(cutouts[:, order], detector.max_size)]))
     return np.concatenate(out)
+
+
+def blue_to_red(bands: Sequence[str]) -> list[int]:
+    """Indices that put an image set's bands in wavelength order, bluest first, when every name is a known
+    filter letter (u g r i z y, any case, e.g. ``"i", "r", "g"`` -> ``[2, 1, 0]``); the stored order otherwise
+    (the colour statistics then take the first band as the bluest)."""
+    from explorer.models.lightcurve_batch import WAVELENGTH_ORDER
+
+    rank = {b: i for i, b in enumerate(WAVELENGTH_ORDER)}
+    keys = [rank.get(str(b).strip().lower()) for b in bands]
+    if any(k is None for k in keys) or len(set(keys)) != len(keys):
+        return list(range(len(bands)))
+    return sorted(range(len(bands)), key=keys.__getitem__)
 
 
 def lightcurve_variability(ws: Workspace, progress: bool = True, random_state: int = 0,

@@ -31,7 +31,8 @@ exponential tail is drawn on a scale where the products of fractions are not hea
 ``arc``: a blue arc with a fainter counter-image about a redder galaxy (a strongly lensed background source;
 the lens is most often a massive early-type galaxy). The reddest band scaled to the bluest by the core's colour
 (within 3 px) is subtracted from the bluest: a galaxy of one colour cancels, light bluer than the core remains.
-That map is sampled on circles about the centroid (4-16 px, :data:`ARC_ANGLES` angles) and each circle's median
+That map is sampled on circles about the centroid (4-16 px, at most :data:`REACH` of the frame, :data:`ARC_ANGLES`
+angles) and each circle's median
 subtracted (a colour gradient, unequal PSFs). At its brightest point (the arc) the statistic takes the counter-image,
 the brightest point within 1 px and 3 angles of the opposite side, in noise units (1.4826 x the median absolute
 value of the map) above :data:`ARC_SNR`, times the fraction of the map's positive light within the arc's box
@@ -39,7 +40,8 @@ value of the map) above :data:`ARC_SNR`, times the fraction of the map's positiv
 below 0 a quarter-turn away, as a fraction of the peak: an inclined blue disc about a red bulge is a quadrupole),
 times ``1 - exp(-(Δc / ARC_COLOUR)^2)`` (``Δc``: how much bluer the light at the arc is than the core, in the
 bluest minus reddest colour: a difference of colours, so the bands' zero points cancel), as ``log10`` (plus
-:data:`ARC_FLOOR`). NaN with one band.
+:data:`ARC_FLOOR`). NaN with one band and for frames under 15 px. Bands are taken bluest first
+(:func:`~explorer.analysis.data_detectors.blue_to_red` orders an image set's known filters).
 
 Measured on the simulated survey (20k, seeds 0 / 1, ``benchmarks/bench_anomaly.py``): 5 of 5 and 5 of 9 rings
 at ranks 0-21 of ~19,700 cutouts (the 4 missed are the most inclined, axis ratio <= 0.55), with 25 and 20
@@ -194,7 +196,8 @@ def _arc(bands, cx, cy) -> np.ndarray:
     import torch
 
     n = bands.shape[0]
-    if bands.shape[1] < 2:
+    far = min(FAR, REACH * min(bands.shape[-2:]))  # circles inside the frame (the rest would read as 0)
+    if bands.shape[1] < 2 or far < ARC_NEAR + 2:
         return np.full(n, np.nan)
     yy, xx = _grid(bands)
     dist = torch.sqrt((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2)
@@ -202,7 +205,7 @@ def _arc(bands, cx, cy) -> np.ndarray:
     blue, red = bands[:, :1], bands[:, -1:]
     # what the bluest band holds beyond the core's colour: the host (one colour) cancels, a bluer arc remains
     excess = blue - (core[:, 0] / core[:, -1]).clamp(0, 1e3)[:, None, None, None] * red
-    radii = torch.arange(ARC_NEAR, FAR + 1, ARC_STEP)
+    radii = torch.arange(ARC_NEAR, far + 1, ARC_STEP)
     theta = torch.arange(ARC_ANGLES, dtype=torch.float32) * (2 * math.pi / ARC_ANGLES)
     circle = (torch.ones_like(cx), torch.zeros_like(cx))
     polar = _polar(excess, cx, cy, *circle, radii, theta)

@@ -202,3 +202,31 @@ def test_the_arc_statistic_needs_two_bands_and_light():
     blank[3] = 0.0
     values = arc_statistic(blank)
     assert np.isnan(values[3]) and np.isfinite(np.delete(values, 3)).all()
+
+
+def test_small_frames_and_bands_stored_red_first(tmp_path):
+    import pandas as pd
+
+    from explorer.analysis.data_detectors import CutoutPart, blue_to_red, cutout_part
+    from explorer.data.ingest import add_objects
+    from explorer.data.readers_images import ImageInput
+    from explorer.workspace import Workspace
+
+    cutouts = _noisy(_lens_scenes())
+    small = arc_statistic(cutouts[..., 24:40, 24:40])  # 16 px: circles out to 6.4 px only, the lens still first
+    assert np.isfinite(small).all() and np.argmax(small) == 0
+    assert np.isnan(arc_statistic(cutouts[..., 26:38, 26:38])).all()  # 12 px: no room for an arc about a core
+
+    assert blue_to_red(["i", "r", "g"]) == [2, 1, 0] and blue_to_red(["F150W", "F444W"]) == [0, 1]
+    # an image set stored i, r, g is measured as g, r, i: the same statistics as the same cutouts stored g, r, i
+    ws = Workspace.create(tmp_path / "ws")
+    values = {}
+    for name, order, bands in (("gri", [0, 1, 2], ("g", "r", "i")), ("irg", [2, 1, 0], ("i", "r", "g"))):
+        table = pd.DataFrame({"id": [f"{name}{i}" for i in range(len(cutouts))], "ra": 1.0, "dec": 2.0})
+        arr = np.ascontiguousarray(cutouts[:, order])
+        inp = ImageInput(table["id"].tolist(), arr.shape[1:], bands, lambda a, b, arr=arr: arr[a:b], name, len(arr))
+        add_objects(ws, table, source=name, images=inp, image_set=name, progress=False)
+        detector = type("NoArtefacts", (), {"max_size": 128, "transform": lambda self, c: np.zeros((len(c), 0))})()
+        values[name] = cutout_part(detector, CutoutPart(str(ws.path), name, tuple(table["id"])))
+    np.testing.assert_allclose(values["irg"], values["gri"])
+    np.testing.assert_allclose(values["gri"][:, 2], arc_statistic(cutouts), rtol=1e-6)
