@@ -29,8 +29,9 @@ with one band), and the statistic is ``log10`` of the product (plus 1e-4): in de
 exponential tail is drawn on a scale where the products of fractions are not heavy-tailed.
 
 ``arc``: a blue arc with a fainter counter-image about a redder galaxy (a strongly lensed background source;
-the lens is most often a massive early-type galaxy). The reddest band scaled to the bluest by the core's colour
-(within 3 px) is subtracted from the bluest: a galaxy of one colour cancels, light bluer than the core remains.
+the lens is most often a massive early-type galaxy). The bands are summed in a bluer and a redder half (g and i
+of g, r, i; u+g and i+z of ugriz); the red half scaled to the blue by the core's colour (within 3 px) is
+subtracted from the blue: a galaxy of one colour cancels, light bluer than the core remains.
 That map is sampled on circles about the centroid (4-16 px, at most :data:`REACH` of the frame, :data:`ARC_ANGLES`
 angles) and each circle's median
 subtracted (a colour gradient, unequal PSFs). At its brightest point (the arc) the statistic takes the counter-image,
@@ -39,7 +40,7 @@ value of the map) above :data:`ARC_SNR`, times the fraction of the map's positiv
 (:data:`ARC_BOX`: blue spiral arms spread theirs), times ``exp(-ARC_SIDE x dip)`` (``dip``: how far the map falls
 below 0 a quarter-turn away, as a fraction of the peak: an inclined blue disc about a red bulge is a quadrupole),
 times ``1 - exp(-(Δc / ARC_COLOUR)^2)`` (``Δc``: how much bluer the light at the arc is than the core, in the
-bluest minus reddest colour: a difference of colours, so the bands' zero points cancel), as ``log10`` (plus
+blue-half minus red-half colour: a difference of colours, so the bands' zero points cancel), as ``log10`` (plus
 :data:`ARC_FLOOR`). NaN with one band and for frames under 15 px. Bands are taken bluest first
 (:func:`~explorer.analysis.data_detectors.blue_to_red` orders an image set's known filters).
 
@@ -201,10 +202,11 @@ def _arc(bands, cx, cy) -> np.ndarray:
         return np.full(n, np.nan)
     yy, xx = _grid(bands)
     dist = torch.sqrt((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2)
-    core = (bands * (dist < APERTURE)[:, None]).sum(dim=(2, 3)).clamp_min(1e-3)  # (n, B)
-    blue, red = bands[:, :1], bands[:, -1:]
-    # what the bluest band holds beyond the core's colour: the host (one colour) cancels, a bluer arc remains
-    excess = blue - (core[:, 0] / core[:, -1]).clamp(0, 1e3)[:, None, None, None] * red
+    half = bands.shape[1] // 2  # the bluer and the redder half of the bands (g and i of g, r, i; u+g, i+z of ugriz)
+    bands = torch.stack([bands[:, :half].sum(dim=1), bands[:, -half:].sum(dim=1)], dim=1)  # (n, 2, H, W)
+    core = (bands * (dist < APERTURE)[:, None]).sum(dim=(2, 3)).clamp_min(1e-3)  # (n, 2)
+    # what the blue half holds beyond the core's colour: the host (one colour) cancels, a bluer arc remains
+    excess = bands[:, :1] - (core[:, 0] / core[:, 1]).clamp(0, 1e3)[:, None, None, None] * bands[:, 1:]
     radii = torch.arange(ARC_NEAR, far + 1, ARC_STEP)
     theta = torch.arange(ARC_ANGLES, dtype=torch.float32) * (2 * math.pi / ARC_ANGLES)
     circle = (torch.ones_like(cx), torch.zeros_like(cx))
@@ -232,7 +234,7 @@ def _arc(bands, cx, cy) -> np.ndarray:
     held = (positive * box).sum(dim=(1, 2)) / positive.sum(dim=(1, 2)).clamp_min(1e-12)
     at = _sample(bands, (cx + radii[ri] * torch.cos(theta[ai]))[:, None, None],
                  (cy + radii[ri] * torch.sin(theta[ai]))[:, None, None])[:, :, 0, 0].clamp_min(1e-3)
-    bluer = (_colour(core[:, :1], core[:, -1:]) - _colour(at[:, :1], at[:, -1:]))[:, 0].clamp_min(0)
+    bluer = (_colour(core[:, :1], core[:, 1:]) - _colour(at[:, :1], at[:, 1:]))[:, 0].clamp_min(0)
     value = ((counter / noise - ARC_SNR).clamp_min(0) * held * torch.exp(-ARC_SIDE * dip)
              * (1 - torch.exp(-((bluer / ARC_COLOUR) ** 2))))
     return torch.log10(value + ARC_FLOOR).numpy().astype(np.float64)

@@ -145,26 +145,26 @@ def _arc(x0: float, y0: float, radius: float, centre: float, length: float, widt
     return band / band.sum()
 
 
-def _lens_scenes() -> dict:
+def _lens_scenes(red: np.ndarray = RED, blue: np.ndarray = BLUE) -> dict:
     host = 0.7 * _blob(31.5, 31.5, 2.0) + 0.3 * _blob(31.5, 31.5, 5.0)  # a core and its wings
     arc = 0.8 * _arc(31.5, 31.5, 9.0, 0.7, 1.6) + 0.2 * _arc(31.5, 31.5, 9.0, 0.7 + np.pi, 0.8)  # + counter-image
     r, phi = _coords(0.9, 0.3)
     arms = (0.5 * (1 + np.cos(2 * (phi - np.log(r + 1e-3) / np.tan(0.4))))) ** 3 * np.exp(-r / 6.0)
     disc, _ = _coords(0.4, 0.6)
     return {
-        "lens": 4000 * RED[:, None, None] * host + 900 * BLUE[:, None, None] * arc,
-        "elliptical": 4000 * RED[:, None, None] * host,
-        "spiral, blue arms": 4000 * RED[:, None, None] * host + 900 * BLUE[:, None, None] * arms / arms.sum(),
-        "inclined blue disc": 4000 * RED[:, None, None] * host
-        + 2500 * BLUE[:, None, None] * np.exp(-disc / 4.0) / np.exp(-disc / 4.0).sum(),
-        "blue neighbour": 4000 * RED[:, None, None] * host + 900 * BLUE[:, None, None] * _blob(38.0, 37.0, 1.5),
-        "arc of the host's colour": 4000 * RED[:, None, None] * host + 900 * RED[:, None, None] * arc,
+        "lens": 4000 * red[:, None, None] * host + 900 * blue[:, None, None] * arc,
+        "elliptical": 4000 * red[:, None, None] * host,
+        "spiral, blue arms": 4000 * red[:, None, None] * host + 900 * blue[:, None, None] * arms / arms.sum(),
+        "inclined blue disc": 4000 * red[:, None, None] * host
+        + 2500 * blue[:, None, None] * np.exp(-disc / 4.0) / np.exp(-disc / 4.0).sum(),
+        "blue neighbour": 4000 * red[:, None, None] * host + 900 * blue[:, None, None] * _blob(38.0, 37.0, 1.5),
+        "arc of the host's colour": 4000 * red[:, None, None] * host + 900 * red[:, None, None] * arc,
     }
 
 
 def _noisy(scenes: dict, seed: int = 11) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.stack([v + rng.normal(0, 1, (3, SIZE, SIZE)) for v in scenes.values()]).astype(np.float32)
+    return np.stack([v + rng.normal(0, 1, v.shape) for v in scenes.values()]).astype(np.float32)
 
 
 def test_a_blue_arc_with_a_counter_image_about_a_red_galaxy_is_the_most_lens_like():
@@ -198,6 +198,10 @@ def test_the_arc_statistic_needs_two_bands_and_light():
     assert np.isnan(arc_statistic(cutouts[:, 1])).all()  # one band: no colour, the detector does not apply
     two = arc_statistic(cutouts[:, [0, 2]])  # blue and red bands only: the lens still stands out
     assert np.argmax(two) == 0
+    # u, g, r, i, z: the bluer half (u + g) against the redder (i + z)
+    five = _noisy(_lens_scenes(np.array([0.15, 0.45, 1.0, 1.5, 1.8]), np.array([1.5, 1.4, 1.0, 0.8, 0.7])))
+    values = arc_statistic(five)
+    assert np.argmax(values) == 0 and values[0] > np.delete(values, 0).max() + 1
     blank = cutouts.copy()
     blank[3] = 0.0
     values = arc_statistic(blank)
