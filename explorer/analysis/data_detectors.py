@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from explorer.errors import DataError
-from explorer.progress import progress_bar
 from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -169,15 +168,36 @@ def blue_to_red(bands: Sequence[str]) -> list[int]:
     return sorted(range(len(bands)), key=keys.__getitem__)
 
 
+@dataclass(frozen=True)
+class CurvePart:
+    """Some light curves of the workspace at ``path`` (what a Dask task receives)."""
+
+    path: str
+    ids: tuple
+
+
+def curve_part(_, part: CurvePart) -> pd.DataFrame:
+    """The variability statistics of one part's curves, one row per id in the part's order (every band of the
+    workspace, so that all parts have the same columns)."""
+    from explorer.analysis.variability import variability_features
+
+    store = Workspace.open(part.path).catalog.lightcurves
+    ids = list(part.ids)
+    return variability_features(store.get_many(ids), bands=[str(b) for b in store.bands],
+                                value=store.value_column).reindex([str(i) for i in ids])
+
+
 def lightcurve_variability(ws: Workspace, progress: bool = True, random_state: int = 0,
-                           chunk: int = CURVE_CHUNK, return_reference: bool = False):
+                           chunk: int = CURVE_CHUNK, return_reference: bool = False, scheduler: str | None = None):
     """``variability`` of every light curve, by id: the kNN distance of its variability statistics
     (:func:`~explorer.analysis.variability.variability_features`, every band of the workspace) among all curves'
     (:func:`~explorer.analysis.variability.feature_outliers`); empty without light curves. Curves are read and
-    measured ``chunk`` at a time. With ``return_reference``, also the statistics' robust centre and scatter
+    measured ``chunk`` at a time, in process or on Dask (``scheduler``), with the same results; the kNN over the
+    statistics runs here. With ``return_reference``, also the statistics' robust centre and scatter
     (:func:`~explorer.analysis.variability.robust_reference`, saved with the scores: the app explains a flag
     with it)."""
-    from explorer.analysis.variability import feature_outliers, robust_reference, variability_features
+    from explorer.analysis.variability import feature_outliers, robust_reference
+    from explorer.scale import run_partitions
 
     store = ws.catalog.lightcurves
     empty = pd.Series(dtype=np.float64, name=VARIABILITY)
@@ -185,12 +205,8 @@ def lightcurve_variability(ws: Workspace, progress: bool = True, random_state: i
         return (empty, None) if return_reference else empty
     ids = ws.catalog.table.loc[ws.catalog.table["has_lightcurve"].astype(bool), "id"].to_numpy(dtype=object)
     bands = [str(b) for b in store.bands]
-    frames = []
-    with progress_bar(range(0, len(ids), chunk), desc="variability", unit="part", disable=not progress) as bar:
-        for a in bar:
-            part = ids[a : a + chunk]
-            frames.append(variability_features(store.get_many(list(part)), bands=bands,
-                                               value=store.value_column).reindex(part.astype(str)))
+    parts = [CurvePart(str(ws.path), tuple(ids[a : a + chunk].tolist())) for a in range(0, len(ids), chunk)]
+    frames = run_partitions(curve_part, parts, scheduler=scheduler, desc="variability", progress=progress)
     if not frames:
         return (empty, None) if return_reference else empty
     features = pd.concat(frames)

@@ -289,7 +289,8 @@ def _other_detectors(ws: Workspace, version: str, space: str, params: dict, rand
         saved = dd.saved_statistics(ws, [dd.VARIABILITY], random_state)
         if saved is None:
             found, references[dd.VARIABILITY] = dd.lightcurve_variability(
-                ws, progress=fit["progress"], random_state=random_state, return_reference=True)
+                ws, progress=fit["progress"], random_state=random_state, return_reference=True,
+                scheduler=fit["scheduler"])
         else:
             found = saved[dd.VARIABILITY]
             seconds["variability reused from"] = ws.current("scores")

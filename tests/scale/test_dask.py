@@ -67,7 +67,7 @@ def test_embedding_survives_a_worker_killed_mid_run(
 
 
 def test_scores_on_dask_equal_in_process(sim_copy, cluster_address):
-    from explorer.analysis.data_detectors import cutout_statistics
+    from explorer.analysis.data_detectors import cutout_statistics, lightcurve_variability
     from explorer.analysis.workspace_ops import score_workspace
 
     a = score_workspace(sim_copy, sample_size=1500, part_rows=1024, progress=False)
@@ -86,6 +86,9 @@ def test_scores_on_dask_equal_in_process(sim_copy, cluster_address):
     for name in ("hot_pixel", "trail", "ring", "companion", "arc"):
         assert sb[name].notna().sum() > 1000
         np.testing.assert_array_equal(on_workers[name].reindex(sa["id"]).to_numpy(), sa[name].to_numpy())
+    # the curves' statistics too, measured by the workers in several parts
+    variability = lightcurve_variability(sim_copy, scheduler=cluster_address, chunk=500, progress=False)
+    np.testing.assert_allclose(variability.reindex(sa["id"]).to_numpy(), sa["variability"].to_numpy(), rtol=1e-12)
 
 
 def test_map_placement_on_dask_equals_in_process(sim_copy, cluster_address):
