@@ -210,11 +210,12 @@ def run(ws: Workspace, seed: int, feedback: bool = True) -> list[dict[str, Any]]
         rows.append(discovery(np.asarray(joint.vectors), all_ids, odd_all, cls_all, "knn", seed,
                               prior=saved["score"].to_numpy(np.float64), label="workspace+kernel feedback"))
         print(format_discovery(rows[-1]), flush=True)
-        # what the app's live ranking does: labels spread in the embedding and in the detectors' significances
+        # what the app's live ranking does: labels spread in the embedding and the detectors' significances, and
+        # weigh the detectors that flagged the labelled objects
         side = significances({d: saved[d].to_numpy(np.float64) for d in meta["detectors"]})
         rows.append(discovery(np.asarray(joint.vectors), all_ids, odd_all, cls_all, "knn", seed,
-                              prior=saved["score"].to_numpy(np.float64), side=side,
-                              label="workspace+kernel feedback (app)"))
+                              prior=saved["score"].to_numpy(np.float64), side=side, detectors=side,
+                              label="workspace+detector trust (app)"))
         print(format_discovery(rows[-1]), flush=True)
     return rows
 
@@ -222,12 +223,15 @@ def run(ws: Workspace, seed: int, feedback: bool = True) -> list[dict[str, Any]]
 def discovery(
     X: np.ndarray, ids: np.ndarray, odd: np.ndarray, cls: np.ndarray, method: str, seed: int,
     prior: np.ndarray | None = None, label: str | None = None, side: np.ndarray | None = None,
+    detectors: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """An oracle views the top unlabelled object, labels it (anomaly if an oddity, else normal), re-rank; repeat
     for 1 % of the catalogue. Oddities found in that budget, beside the static top 1 %, and ms per re-rank.
     ``prior``: start from these scores (the saved ones, as the app's live ranking does); ``side``: the
-    scorer's ``side_features`` (the app passes the saved detectors' significances)."""
-    scorer = AnomalyScorer(method=method, random_state=seed).fit(X, ids, prior_scores=prior, side_features=side)
+    scorer's ``side_features`` (the app passes the saved detectors' significances); ``detectors``: the scorer's
+    ``detectors`` (the app passes the same)."""
+    scorer = AnomalyScorer(method=method, random_state=seed).fit(X, ids, prior_scores=prior, side_features=side,
+                                                                  detectors=detectors)
     budget = max(int(round(0.01 * len(ids))), 1)
     static = scorer.rank_rows(top=budget)
     seen, times = [], []

@@ -82,7 +82,9 @@ class LiveRanking:
         prior = saved_prior_scores(self.data.ws, emb, scorer.get_params(), saved=saved)
         self.from_saved_scores_ = prior is not None
         side = saved_significances(self.data.ws, emb, saved=saved) if prior is not None else None
-        self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior, side_features=side)
+        # the detectors' significances: a label also says how far to trust the detector that flagged the object
+        self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior, side_features=side,
+                                  detectors=side)
         # built once: positions of the map's rows among the embedded ids (no per-label work over all ids)
         self._index = pd.Index(np.asarray(emb.ids, dtype=object))
         self._frame_pos = self._index.get_indexer(self.data.frame["id"].to_numpy(dtype=object))

@@ -230,3 +230,45 @@ def test_side_features_keep_a_normal_label_from_sinking_a_detector_outlier_besid
     np.testing.assert_allclose(again.scores_, learnt.scores_)
     with pytest.raises(DataError, match="side_features"):
         AnomalyScorer().fit(X, ids, side_features=side[:10])
+
+
+def test_labels_weigh_the_detector_that_flagged_each_object(singles):
+    """Detector A flags 30 ordinary objects (significance 4.0-4.5), detector B 20 others (3.5-3.9). A user who
+    calls ten of A's normal has told the ranking to trust A less: B's objects come first, A's others sink, and
+    nothing else moves; an anomaly label on one of B's raises everything B flags."""
+    X, ids = singles
+    X = X.copy()
+    rng = np.random.default_rng(1)
+    S = np.abs(rng.normal(0, 0.3, (len(X), 3))).astype(np.float32)  # detectors A, B, C
+    a_rows, b_rows = np.arange(100, 130), np.arange(200, 220)
+    S[a_rows, 0] = np.linspace(4.5, 4.0, len(a_rows))
+    S[b_rows, 1] = np.linspace(3.9, 3.5, len(b_rows))
+    scorer = AnomalyScorer().fit(X, ids, side_features=S, detectors=S)
+    np.testing.assert_allclose(scorer.scores_, S.max(axis=1), rtol=1e-6)  # before any label: the best detector
+    assert set(scorer.rank_rows(top=30)) == set(a_rows)
+    np.testing.assert_array_equal(scorer.detector_trust(), [0, 0, 0])
+    untouched = scorer.scores_[b_rows].copy()
+
+    scorer.update({ids[r]: "normal" for r in a_rows[:10]})
+    trust = scorer.detector_trust()
+    assert trust[0] < -0.7 and trust[1] == trust[2] == 0
+    top = scorer.rank_rows(top=20, exclude_labelled=True)
+    assert np.isin(top, b_rows).sum() >= 16, top  # B's objects now lead
+    np.testing.assert_allclose(scorer.scores_[b_rows], untouched, rtol=1e-6)  # the normals spread no kernel
+    rest = np.setdiff1d(np.arange(len(X)), a_rows[:10])  # every other object: its best trusted detector
+    np.testing.assert_allclose(scorer.scores_[rest], (S + trust.astype(np.float32)).max(axis=1)[rest], rtol=1e-6)
+    assert (scorer.scores_[a_rows[:10]] < scorer.scores_[a_rows[10:]].min()).all()  # the labelled ones lowest
+
+    before = scorer.scores_.copy()
+    scorer.update({ids[201]: "anomaly"})
+    assert scorer.detector_trust()[1] > 0.1
+    np.testing.assert_allclose(scorer.scores_[b_rows] - before[b_rows], scorer.detector_trust()[1], rtol=1e-4)
+    np.testing.assert_allclose(scorer.scores_[a_rows], before[a_rows], rtol=1e-6)  # A's trust is A's alone
+    assert (scorer.scores_ >= before - 1e-6).all()
+    # persisted and rebuilt with the same detectors: the same ranking; bad input
+    again = AnomalyScorer.from_state(scorer.to_state(), X, side_features=S, detectors=S)
+    np.testing.assert_allclose(again.scores_, scorer.scores_, rtol=1e-6)
+    with pytest.raises(DataError, match="detectors must be"):
+        AnomalyScorer().fit(X, ids, detectors=S[:10])
+    with pytest.raises(DataError, match="method='knn'"):
+        AnomalyScorer(method="iforest").fit(X, ids, detectors=S)
