@@ -738,9 +738,11 @@ ANOMALY_HUNT = [
     order is the *unsupervised ranking*. Then, 150 times: show the top unlabelled object, ask the oracle,
     `update` the scorer with the answer, re-rank. Three rankers: an isolation forest whose leaf weights are
     re-solved after each label (every object sharing leaves with the labelled one moves); the mean distance to
-    the nearest neighbours with a kernel bump around each labelled object; and the same kernel feedback starting
-    from the scores `explorer score` saved (every detector combined), each label spreading to objects alike in
-    the embedding *and* flagged alike by the detectors (`side_features`): what the dashboard's ranking does.
+    the nearest neighbours with a kernel bump around each labelled object; and, what the dashboard's ranking
+    does, feedback starting from the scores `explorer score` saved (every detector combined): each label also
+    says how far to trust the detector that flagged the object (`detectors`: call a few of one detector's finds
+    normal and the rest of what it flags sinks), and an anomaly spreads to objects alike in the embedding *and*
+    flagged alike by the detectors (`side_features`).
     """),
     code("""
     from explorer.analysis.anomaly import AnomalyScorer, discovery_curve
@@ -760,7 +762,8 @@ ANOMALY_HUNT = [
     loops = {}
     for method in ("iforest", "knn", "saved"):
         if method == "saved":  # kNN feedback on top of the saved, combined scores, as the dashboard does
-            scorer = AnomalyScorer(random_state=0).fit(X, ids, prior_scores=saved, side_features=flagged_alike)
+            scorer = AnomalyScorer(random_state=0).fit(X, ids, prior_scores=saved, side_features=flagged_alike,
+                                                       detectors=flagged_alike)
         else:
             scorer = AnomalyScorer(method=method, random_state=0).fit(X, ids)
         unsupervised = scorer.rank()  # most anomalous first, before any label
