@@ -58,7 +58,7 @@ def definitions() -> dict[str, str]:
              f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles, sources masked above "
              f"{artefacts.SOURCE_MASK}")
     m = morphology
-    shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: ridge quantile {m.ALL_ROUND}, "
+    shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: ridge quantile {m.ALL_ROUND}, contrast +{m.RING_SOFT}, "
              f"wobble {m.WOBBLE}, step {m.STEP}, reach {m.REACH}, {m.N_ANGLES} angles, shapes "
              f"{m.CORE}/{m.OUTER}/circle; companion: {m.NEAR}-{m.FAR} "
              f"px, aperture {m.APERTURE}, mask {m.MASK}, colour {m.COLOUR_MATCH}, floor {m.FLOOR}; arc: "

@@ -10,10 +10,13 @@ angles only: a tightly wound arm for a radian or two).
 ``ring``: the noise-scaled cutout, summed over bands and smoothed (Gaussian, :data:`SMOOTH` px), is sampled on
 ellipses about the light centroid (radii of 2 px to :data:`REACH` of the frame, :data:`N_ANGLES` angles); at
 each radius and angle the ridge is the light there minus the brighter of the light :data:`STEP` px inside and
-outside (:data:`STEP` px along the ray; positive only at a local maximum along the radius), the best within
+outside (:data:`STEP` px along the ray; positive only at a local maximum along the radius), as a contrast over
+that brighter light plus :data:`RING_SOFT` noise units (a faint ring counts in signal-to-noise, a bright one
+against the light beside it: a bright spiral's arms are strong ridges in noise units but weak against their
+disc), the best within
 :data:`WOBBLE` px of that radius (a clump, an inclination the moments missed). The statistic is the ridge that
-3 in 4 of the angles reach (the :data:`ALL_ROUND` quantile) at the best radius, in units of the smoothed noise,
-and the best of three ellipse shapes: the second moments of the core (8 px), of the light out to 16 px
+3 in 4 of the angles reach (the :data:`ALL_ROUND` quantile) at the best radius, and the best of three ellipse
+shapes: the second moments of the core (8 px), of the light out to 16 px
 (asinh-weighted, so a ring's own light sets its inclination), and a circle. Blank cutouts (no noise to scale
 by: :func:`~explorer.analysis.artefacts.noise_scaled`) give NaN. A faint ring on a bright disc or core (a few
 per cent of the light) is not a local maximum of the light and is not found.
@@ -49,7 +52,10 @@ at ranks 0-21 of ~19,700 cutouts (the 4 missed are the most inclined, axis ratio
 face-on spirals in its top 100 (pseudo-rings, as on the sky). The median over angles kept 2 more inclined rings
 but put 87 spirals in its top 100 and 11 in its top 12, ahead of every ring, and found fewer oddities in the
 combined top 1 % (59 / 54 against 63 / 55); the 25th percentile without the wobble lost the clumpy rings (4 of 5,
-2 of 9). ``companion`` put
+2 of 9). As a contrast (session 9): the same rings, 22 and 16 spirals in the top 100, and the two brightest
+face-on spirals of the demo survey fell from 54 and 31 decades of tail significance to 22 and 11 (the softening
+1 / 3 / 10 noise units: 69 / 69 / 70 and 63 / 66 / 66 oddities in the combined top 1 %, against 69 / 66 in noise
+units). ``companion`` put
 12 of 13 mergers in its top 60 and 13 of 15 in its top 90, among galaxies with a neighbour of about their colour
 (the colour-weighted companion alone: 12 of 13 in its top 100, behind more such pairs). ``arc`` put 10 of 11
 and 11 of 12 lensed arcs in its top 30 (the rest of its top 100: spirals). Measured on seed 0 while choosing
@@ -77,6 +83,7 @@ REACH = 0.4  # largest radius sampled, as a fraction of the frame's shorter side
 N_ANGLES = 48
 WOBBLE = 1  # px: how far the ring's ridge may stray from the sampled ellipse, at each angle
 ALL_ROUND = 0.25  # the ridge must be there at this quantile of the angles: at 3 in 4 of them
+RING_SOFT = 10.0  # noise units added to the light beside the ridge, the contrast's denominator
 CORE, OUTER, CENTRE = 8.0, 16.0, 4.0  # px: moment radii of the two ellipse shapes; centroid window
 NEAR, FAR = 3.0, 16.0  # px: the companion is looked for between these distances from the centre
 APERTURE, MASK = 3.0, 5.0  # px: the companion's (and the host core's) aperture; around it and its mirror image
@@ -101,7 +108,8 @@ def morphology_statistics(cutouts: Any, max_size: int = 128) -> np.ndarray:
 
 def ring_statistic(cutouts: Any, max_size: int = 128) -> np.ndarray:
     """``(n,)`` ring statistic of ``(n, B, H, W)`` (or ``(n, H, W)``) cutouts: the radial ridge of light that 3 in
-    4 of the angles reach at the best radius, in noise units; NaN for blank cutouts. Higher = more ring-like."""
+    4 of the angles reach at the best radius, as a contrast (module docstring); NaN for blank cutouts. Higher =
+    more ring-like."""
     _, light, cx, cy, blank = _prepared(cutouts, max_size)
     out = _ring(light, cx, cy)
     out[blank] = np.nan
@@ -157,7 +165,9 @@ def _ring(light, cx, cy) -> np.ndarray:
         valid = (inner >= 0) & (outer < len(radii))
         side = torch.maximum(profile.gather(1, inner.clamp(0, len(radii) - 1).expand_as(profile)),
                              profile.gather(1, outer.clamp(0, len(radii) - 1).expand_as(profile)))
-        ridge = torch.where(valid, profile - side, torch.full_like(profile, -math.inf))
+        # as a contrast: over the light beside it plus RING_SOFT noise units (a bright spiral's arms are strong
+        # ridges in noise units but weak against the disc they sit on)
+        ridge = torch.where(valid, (profile - side) / (side.clamp_min(0) + RING_SOFT), torch.full_like(profile, -math.inf))
         # the ring may wander by WOBBLE px from the ellipse (a clump, an inclination the moments missed)
         ridge = F.max_pool1d(ridge.transpose(1, 2).reshape(-1, 1, len(radii)), 2 * WOBBLE + 1, 1, WOBBLE)
         ridge = ridge.reshape(len(cx), N_ANGLES, len(radii)).transpose(1, 2)
