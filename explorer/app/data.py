@@ -157,10 +157,25 @@ class AppData:
         """Why the saved scores flagged ``object_id``: the detector (:meth:`reason_of`) and what it looks for
         (:func:`~explorer.analysis.detectors.describe`, e.g. ``"ring: a ring of light about the centre"``) or, for
         ``variability``, the statistic of its light curve farthest from ordinary, e.g. ``"variability: skew in g
-        +8.1σ"`` (the survey's median and scatter are saved with the scores). None if not known."""
+        +8.1σ"`` (the survey's median and scatter are saved with the scores); when labels have moved the live
+        ranking's trust in that detector, by how much (" · trusted less after the labels (-0.5 decades)"). None
+        if not known."""
+        reason = self.reason_of(object_id)
+        text = self._flag_text(reason, object_id)
+        trust = self._trust_note(reason)
+        return text + trust if text and trust else text
+
+    def _trust_note(self, reason: str | None) -> str:
+        """" · trusted less after the labels (-0.5 decades)" when the live ranking's labels moved ``reason``."""
+        ranking = getattr(self, "_live_ranking", None)
+        change = ranking.trust().get(reason, 0.0) if ranking is not None and reason else 0.0
+        if abs(change) < 0.05:
+            return ""
+        return f" · trusted {'less' if change < 0 else 'more'} after the labels ({change:+.1f} decades)"
+
+    def _flag_text(self, reason: str | None, object_id: str) -> str | None:
         from explorer.analysis.detectors import describe
 
-        reason = self.reason_of(object_id)
         reference = self.score_references.get(reason) if reason else None
         if reason != "variability" or not reference or self.catalog.lightcurves is None:
             return f"{reason}: {describe(reason)}" if reason and describe(reason) else reason

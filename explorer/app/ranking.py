@@ -82,6 +82,7 @@ class LiveRanking:
         prior = saved_prior_scores(self.data.ws, emb, scorer.get_params(), saved=saved)
         self.from_saved_scores_ = prior is not None
         side = saved_significances(self.data.ws, emb, saved=saved) if prior is not None else None
+        self.detector_names_ = detector_names(saved) if side is not None else []
         # the detectors' significances: a label also says how far to trust the detector that flagged the object
         self.scorer_ = scorer.fit(np.asarray(emb.vectors), emb.ids, prior_scores=prior, side_features=side,
                                   detectors=side)
@@ -115,7 +116,15 @@ class LiveRanking:
             self.scores_ = np.full(len(pos), np.nan)
             self.scores_[pos >= 0] = raw[pos[pos >= 0]]
             self.n_labels_ = len(labels)
+            names = getattr(self, "detector_names_", [])
+            self._trust = dict(zip(names, map(float, self.scorer_.detector_trust()), strict=True)) if names else {}
             return self.scores_
+
+    def trust(self) -> dict[str, float]:
+        """What the labels, as of the last :meth:`relearn`, add to each saved detector's significances (decades;
+        negative: its objects were called normal more than anomalous), by detector name; empty before the first
+        re-learn or without detectors. Never waits for a re-learn in progress."""
+        return dict(getattr(self, "_trust", {}))
 
 
 def load_saved_scores(ws, emb, detectors: bool = True) -> tuple[pd.DataFrame, dict] | None:
@@ -159,9 +168,16 @@ def saved_significances(ws, emb, saved=None) -> np.ndarray | None:
     saved = load_saved_scores(ws, emb) if saved is None else saved
     if saved is None:
         return None
-    aligned, meta = saved
-    names = [n for n in (meta.get("detectors") or []) if n in aligned]
+    aligned, _ = saved
+    names = detector_names(saved)
     return significances({n: aligned[n].to_numpy(np.float64) for n in names}) if len(names) >= 2 else None
+
+
+def detector_names(saved) -> list[str]:
+    """The detectors of :func:`load_saved_scores`' result whose columns were read, in the saved order (the
+    columns of :func:`saved_significances`)."""
+    aligned, meta = saved
+    return [n for n in (meta.get("detectors") or []) if n in aligned]
 
 
 def live_ranking(data) -> LiveRanking:

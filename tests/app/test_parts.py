@@ -555,3 +555,34 @@ def test_warm_up_still_serves_when_the_similarity_index_cannot_be_built(fresh_wo
     monkeypatch.setattr(AppData, "similarity_index", broken)
     warm_up(fresh_workspace)
     assert "find-similar is unavailable: the saved index is unreadable" in capsys.readouterr().err
+
+
+def test_the_inspector_says_when_labels_moved_a_detectors_trust(fresh_workspace):
+    import json
+
+    import pandas as pd
+
+    from explorer.analysis.anomaly import AnomalyScorer
+    from explorer.analysis.detectors import significances
+
+    ws = Workspace.open(fresh_workspace)
+    saved, _ = ws.scores()
+    ids = saved["id"].astype(str).to_numpy()
+    trail = np.zeros(len(ids))
+    trail[:12] = np.linspace(20.0, 15.0, 12)  # a detector that flags twelve objects far out
+    S = significances({"knn_joint": saved["score"].to_numpy(np.float64), "trail": trail})
+    table = saved.assign(knn_joint=saved["score"], trail=trail, score=S.max(axis=1),
+                         flagged_by=pd.Categorical.from_codes(S.argmax(axis=1), categories=["knn_joint", "trail"]))
+    params = json.loads(json.dumps(AnomalyScorer(random_state=0).get_params()))  # what the live ranking reuses
+    ws.save_product("scores", tables={"scores": table}, arrays={"score": table["score"].to_numpy(np.float32)},
+                    meta={"method": "knn", "params": params, "embeddings": ws.current("embeddings"), "space": "joint",
+                          "detectors": ["knn_joint", "trail"]})
+    app = Explorer(fresh_workspace, user="erin", background=False)
+    assert app.data.flag_explanation(ids[5]) == "trail: a straight line in one band"  # no label yet
+    app.labeller.label("normal", ids=list(ids[:4]))  # four of its finds called normal
+    note = app.data.flag_explanation(ids[5])
+    assert note.startswith("trail: a straight line in one band · trusted less after the labels (-"), note
+    other = ids[np.flatnonzero(S.argmax(axis=1) == 0)[0]]
+    assert "trusted" not in app.data.flag_explanation(other)  # flagged by the other detector: unchanged
+    app.session.focus(ids[5])
+    assert "trusted less" in app.inspector._row.object
