@@ -59,16 +59,22 @@ def save_first_npz(path: str | Path, crop: int = 160) -> None:
     np.savez_compressed(path, images=images[:, lo : lo + crop, lo : lo + crop], classes=classes, ids=ids)
 
 
+def stratified_folds(y: np.ndarray, folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, test)`` row indices of the stratified folds every FIRST benchmark here uses."""
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
 def knn_accuracy(
     x: np.ndarray, y: np.ndarray, k: int = 10, folds: int = 5, seed: int = 0
 ) -> tuple[float, float]:
     """Mean and std over stratified folds of k-NN (cosine) accuracy: ``x`` ``(n, d)``, ``y`` ``(n,)``."""
-    from sklearn.model_selection import StratifiedKFold
     from sklearn.neighbors import KNeighborsClassifier
 
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     scores = []
-    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+    for tr, te in stratified_folds(y, folds, seed):
         clf = KNeighborsClassifier(k).fit(x[tr], y[tr])
         scores.append(float((clf.predict(x[te]) == y[te]).mean()))
     return float(np.mean(scores)), float(np.std(scores))

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_first_knn import DEFAULT_CHECKPOINT, load_first_arrays  # noqa: E402
+from bench_first_knn import DEFAULT_CHECKPOINT, load_first_arrays, stratified_folds  # noqa: E402
 from pretrain_first import FIRST_RECIPE  # noqa: E402
 
 from explorer.models.augment import ImageAugment, dihedral_all  # noqa: E402
@@ -43,13 +43,6 @@ from explorer.models.image_encoder import ImageCNN, embed_images, load_image_enc
 from explorer.models.train_image import prepare_cutouts  # noqa: E402
 
 MODES = ("scratch", "from SSL")
-
-
-def folds(y: np.ndarray, n: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The stratified folds ``knn_accuracy`` uses."""
-    from sklearn.model_selection import StratifiedKFold
-
-    return list(StratifiedKFold(n, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
 def train_fold(x: torch.Tensor, y: torch.Tensor, mode: str, epochs: int, device: str, seed: int,
@@ -111,7 +104,7 @@ def probe(images: np.ndarray, y: np.ndarray, checkpoint: str) -> list[float]:
 
     emb = embed_images(load_image_encoder(checkpoint, dihedral=True), images[:, None], 256, progress=False)
     out = []
-    for tr, te in folds(y):
+    for tr, te in stratified_folds(y):
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000)).fit(emb[tr], y[tr])
         out.append(float((clf.predict(emb[te]) == y[te]).mean()))
     return out
@@ -142,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["gpu"] = torch.cuda.get_device_name()
     for mode in [m for m in args.modes.split(",") if m]:
         rows = []
-        for i, (tr, te) in enumerate(folds(y)[: args.folds]):
+        for i, (tr, te) in enumerate(stratified_folds(y)[: args.folds]):
             t0 = time.perf_counter()
             net, head = train_fold(x[tr], torch.from_numpy(y[tr]), mode, args.epochs, args.device, seed=i,
                                    checkpoint=args.checkpoint)

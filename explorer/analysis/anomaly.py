@@ -385,10 +385,10 @@ class AnomalyScorer:
             raise DataError(f"detectors must be (n, D) with n = {len(self._X)} rows, got {d.shape}")
         self._detectors = np.ascontiguousarray(d)
         self.flagged_by_ = d.argmax(axis=1)
-        self._prior_given = d.max(axis=1).astype(np.float64)  # the score before any label: the best detector
         self._trust = np.zeros(d.shape[1], np.float32)
-        self._best = d.max(axis=1)
+        self._best = d[np.arange(len(d)), self.flagged_by_]  # each object's best trusted detector, and which
         self._best_d = self.flagged_by_.copy()
+        self._prior_given = self._best.astype(np.float64)  # the score before any label: the best detector
 
     def _apply_trust(self, new: np.ndarray) -> None:
         """Move each object's best detector significance (``_best``, ``_best_d``) to the trust ``new`` ``(D,)``,

@@ -159,13 +159,12 @@ def blue_to_red(bands: Sequence[str]) -> list[int]:
     """Indices that put an image set's bands in wavelength order, bluest first, when every name is a known
     filter letter (u g r i z y, any case, e.g. ``"i", "r", "g"`` -> ``[2, 1, 0]``); the stored order otherwise
     (the colour statistics then take the first band as the bluest)."""
-    from explorer.models.lightcurve_batch import WAVELENGTH_ORDER
+    from explorer.models.lightcurve_batch import WAVELENGTH_ORDER, order_bands
 
-    rank = {b: i for i, b in enumerate(WAVELENGTH_ORDER)}
-    keys = [rank.get(str(b).strip().lower()) for b in bands]
-    if any(k is None for k in keys) or len(set(keys)) != len(keys):
+    names = [str(b).strip().lower() for b in bands]
+    if len(set(names)) != len(names) or not set(names) <= set(WAVELENGTH_ORDER):
         return list(range(len(bands)))
-    return sorted(range(len(bands)), key=keys.__getitem__)
+    return [names.index(b) for b in order_bands(names)]
 
 
 @dataclass(frozen=True)

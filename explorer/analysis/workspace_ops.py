@@ -166,7 +166,7 @@ def score_workspace(
     detectors : bool
         False: only the scorer on ``space`` (what the engine did before the other detectors).
     artefacts : bool, optional
-        Whether the detectors include the cutout statistics (artefacts and rings), which read every cutout
+        Whether the detectors include the cutout statistics (artefacts and morphology), which read every cutout
         (~4 ms each on 2 cores). Default: when the workspace has at most
         :data:`~explorer.analysis.data_detectors.ARTEFACT_LIMIT` cutouts (a logged note says when they are left
         out).

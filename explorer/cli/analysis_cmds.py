@@ -41,13 +41,13 @@ def register(sub) -> None:
         "--embeddings-only",
         action="store_true",
         help="score the embedding space only: no per-modality scores, no light-curve variability and no cutout "
-        "statistics (hot pixels, satellite trails, rings), which read every curve and cutout",
+        "statistics (hot pixels, satellite trails, rings, companions, lensed arcs), which read every curve and cutout",
     )
     p.add_argument(
         "--artefacts",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="include the cutout statistics: artefacts and rings (default: yes up to 1,000,000 cutouts)",
+        help="include the cutout statistics: artefacts and morphology (default: yes up to 1,000,000 cutouts)",
     )
     p.add_argument(
         "--variability",
