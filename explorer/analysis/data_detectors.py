@@ -56,7 +56,7 @@ def definitions() -> dict[str, str]:
 
     image = (f"{','.join(artefacts.FEATURES)}: kernel {artefacts.KERNEL}, clip {artefacts.CLIP}, "
              f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles, sources masked above "
-             f"{artefacts.SOURCE_MASK}")
+             f"{artefacts.SOURCE_MASK}; hot pixel above the other bands; trail: weakest third over its sky pixels")
     m = morphology
     shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: ridge quantile {m.ALL_ROUND}, contrast +{m.RING_SOFT}, "
              f"wobble {m.WOBBLE}, step {m.STEP}, reach {m.REACH}, {m.N_ANGLES} angles, shapes "
@@ -64,7 +64,8 @@ def definitions() -> dict[str, str]:
              f"px, aperture {m.APERTURE}, mask {m.MASK}, colour {m.COLOUR_MATCH}, floor {m.FLOOR}; arc: "
              f"{m.ARC_NEAR}-{m.FAR} px by {m.ARC_STEP}, {m.ARC_ANGLES} angles, snr {m.ARC_SNR}, box {m.ARC_BOX}, "
              f"side {m.ARC_SIDE}, colour {m.ARC_COLOUR}, floor {m.ARC_FLOOR}")
-    curves = f"kNN over {','.join(variability.STATISTICS)} per band, clip {variability.CLIP}"
+    curves = (f"kNN over {','.join(variability.STATISTICS)} per band and {','.join(variability.CURVE_STATISTICS)} "
+              f"(>= {variability.EPISODE_INSIDE} in, {variability.EPISODE_OUTSIDE} each side), clip {variability.CLIP}")
     return {**dict.fromkeys(artefacts.FEATURES, image), **dict.fromkeys(m.FEATURES, shape), VARIABILITY: curves}
 
 

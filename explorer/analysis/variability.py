@@ -14,6 +14,21 @@ median counted positive when fainter (magnitudes up, fluxes down) and ``err`` th
   white noise, small when the variation is slow compared with the cadence (von Neumann 1941; Sokolovsky et al.
   2017 compare it with other indices).
 
+And over the whole curve, all bands together (each point's brightening over its band's median in units of its
+error, ``e``; the band's robust scatter where there is no error), for windows of :data:`EPISODE_DAYS`:
+
+* ``episode_{W}d``: ``asinh`` of the strongest brightening sustained over ``W`` days of an otherwise quiet curve:
+  the mean ``e`` of the points in ``[t, t + W]`` above the brighter of the mean ``e`` before and after the
+  window, over the larger of 1 and the scatter of ``e`` before and after, at the best ``t``. It needs
+  :data:`EPISODE_INSIDE` points inside and :data:`EPISODE_OUTSIDE` on each side, and the curve to run on at least
+  ``W`` days beyond the window on each side (a supernova's curve, which covers only its weeks of light, is not a
+  quiet curve with an episode). A microlensing event, an outburst or a slow flare stands out; a periodic
+  variable (as bright in the window as outside it) and a flat star do not. On the simulated survey (20k, seeds
+  0 / 1) ``episode_60d`` alone put 12 of 22 and 12 of 15 microlensing events in its top 12 of ~7,100 curves;
+  with the two windows among the statistics the variability detector's share of the combined top 1 % found 22
+  of 22 and 14 of 15 events (20 and 11 without). The same for fading episodes (dippers) ranked eclipsing
+  binaries first (a few points in eclipse) and was left out (``benchmarks/RESULTS.md``).
+
 :func:`feature_outliers` robustly standardises such a table and scores each row by its mean distance to its
 nearest neighbours (the engine's kNN scorer, :class:`~explorer.analysis.anomaly.AnomalyScorer`), as the SNAD
 pipeline does with its light-curve features (Malanchev et al. 2021, with an isolation forest). The fractions of
@@ -33,18 +48,24 @@ import pandas as pd
 
 from explorer.errors import DataError
 
-__all__ = ["STATISTICS", "feature_outliers", "robust_reference", "standardised", "strongest", "variability_features"]
+__all__ = ["CURVE_STATISTICS", "STATISTICS", "feature_outliers", "robust_reference", "standardised", "strongest", "variability_features"]
 
 STATISTICS = ("amplitude", "chi2", "skew", "kurtosis", "eta")
 #: Bands with fewer points give NaN statistics (no evidence either way).
 MIN_POINTS = 5
 #: Standardised features are clipped here, so that one degenerate statistic cannot be the whole distance.
 CLIP = 50.0
+#: Window lengths (days) of the brightening-episode statistics, one column ``episode_{W}d`` each.
+EPISODE_DAYS = (20, 60)
+EPISODE_INSIDE, EPISODE_OUTSIDE = 3, 5  # points needed inside the window, and before and after it
+#: The whole-curve statistics (all bands together), in column order, and what each says.
+CURVE_STATISTICS = {f"episode_{w}d": f"brightening sustained over {w} d of a quiet curve" for w in EPISODE_DAYS}
 
 
 def variability_features(df: pd.DataFrame, bands: Sequence[str] | None = None, value: str | None = None
                          ) -> pd.DataFrame:
-    """The :data:`STATISTICS` of each band of each curve: one row per id, columns ``{statistic}_{band}``.
+    """The :data:`STATISTICS` of each band of each curve, then the :data:`CURVE_STATISTICS` of the whole curve: one
+    row per id, columns ``{statistic}_{band}`` and ``episode_{W}d``.
 
     Parameters
     ----------
@@ -68,11 +89,14 @@ def variability_features(df: pd.DataFrame, bands: Sequence[str] | None = None, v
     err = np.asarray(df["err"], dtype=np.float64) if "err" in df.columns else np.full(len(df), np.nan)
     ok = (band_codes >= 0) & np.isfinite(v) & np.isfinite(time)
     key = id_codes[ok].astype(np.int64) * len(bands) + band_codes[ok]
-    stats = _band_statistics(key, time[ok], v[ok], err[ok], sign=1.0 if value == "mag" else -1.0)
+    sign = 1.0 if value == "mag" else -1.0
+    keys, stats, brighter = _band_statistics(key, time[ok], v[ok], err[ok], sign=sign)
     table = np.full((len(ids) * len(bands), len(STATISTICS)), np.nan)
-    table[stats[0]] = stats[1]
+    table[keys] = stats
     wide = table.reshape(len(ids), len(bands), len(STATISTICS)).transpose(0, 2, 1).reshape(len(ids), -1)
-    return pd.DataFrame(wide, index=pd.Index(ids, name="id"), columns=[f"{s}_{b}" for s in STATISTICS for b in bands])
+    episodes = _episodes(id_codes[ok], time[ok], brighter, len(ids))
+    columns = [f"{s}_{b}" for s in STATISTICS for b in bands] + list(CURVE_STATISTICS)
+    return pd.DataFrame(np.column_stack([wide, episodes]), index=pd.Index(ids, name="id"), columns=columns)
 
 
 def _codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +106,10 @@ def _codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _band_statistics(key: np.ndarray, time: np.ndarray, v: np.ndarray, err: np.ndarray, sign: float
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """``(keys, (n_keys, len(STATISTICS)) statistics)`` of the curves named by ``key`` (one per point)."""
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(keys, (n_keys, len(STATISTICS)) statistics, brightening)`` of the curves named by ``key`` (one per
+    point); ``brightening`` is each point's (in the order given) over its band's median in units of its error,
+    or of the band's robust scatter where the error is missing (NaN where neither is usable)."""
     by_value = np.lexsort((v, key))  # within a curve by brightness: medians and quantiles
     k_sorted = key[by_value]
     starts = np.flatnonzero(np.r_[True, k_sorted[1:] != k_sorted[:-1]])
@@ -92,10 +118,7 @@ def _band_statistics(key: np.ndarray, time: np.ndarray, v: np.ndarray, err: np.n
     v_sorted = v[by_value]
 
     def quantile(q):
-        pos = starts + q * (size - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, starts + size - 1)
-        return v_sorted[lo] + (pos - lo) * (v_sorted[hi] - v_sorted[lo])
+        return _segment_quantile(v_sorted, starts, size, q)
 
     median, q05, q95 = quantile(0.5), quantile(0.05), quantile(0.95)
     by_time = np.lexsort((time, key))  # within a curve in time order: successive differences
@@ -125,7 +148,75 @@ def _band_statistics(key: np.ndarray, time: np.ndarray, v: np.ndarray, err: np.n
         ])
     out[n_z == 0, 1] = np.nan
     out[size < MIN_POINTS] = np.nan
-    return keys, out
+    point = np.empty(len(key), np.int64)  # each point's curve, in the order given
+    point[by_value] = np.repeat(np.arange(len(starts)), size)
+    spread = 1.4826 * _median_abs(v_sorted - median[np.repeat(np.arange(len(starts)), size)], starts, size)
+    scale = np.where(np.isfinite(err) & (err > 0), err, spread[point])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        brighter = np.where(scale > 0, -sign * (v - median[point]) / scale, np.nan)
+    return keys, out, brighter
+
+
+def _segment_quantile(x_sorted: np.ndarray, starts: np.ndarray, size: np.ndarray, q: float) -> np.ndarray:
+    """The ``q`` quantile (linear interpolation) of each segment ``[starts, starts + size)`` of ``x_sorted``, sorted
+    within segments; the interpolation weight depends on the segment alone (a curve's value does not depend on
+    where in the table it sits)."""
+    offset = q * (size - 1)
+    below = np.floor(offset)
+    lo = starts + below.astype(np.int64)
+    hi = np.minimum(lo + 1, starts + size - 1)
+    return x_sorted[lo] + (offset - below) * (x_sorted[hi] - x_sorted[lo])
+
+
+def _median_abs(x: np.ndarray, starts: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Median of ``|x|`` within each segment ``[starts, starts + size)`` of ``x``."""
+    segment = np.repeat(np.arange(len(starts)), size)
+    a = np.abs(x)
+    return _segment_quantile(a[np.lexsort((a, segment))], starts, size, 0.5)
+
+
+def _episodes(codes: np.ndarray, time: np.ndarray, brighter: np.ndarray, n_curves: int) -> np.ndarray:
+    """``(n_curves, len(EPISODE_DAYS))``: the brightening-episode statistics (module docstring) of every curve
+    (``codes``: each point's curve), NaN where no window qualifies. All windows of all curves at once: each
+    point starts a window; sums inside, before and after come from running sums over the time-ordered points."""
+    out = np.full((n_curves, len(EPISODE_DAYS)), np.nan)
+    keep = np.isfinite(brighter)
+    # on a grid of 2^-10 (and squares too): running sums of up to ~8M points are then exact, so a curve's
+    # statistics do not depend on which other curves share its table (Dask partitions give the same values)
+    e = np.round(np.clip(brighter[keep], -1e3, 1e3) * 1024.0) / 1024.0
+    codes, time = codes[keep], time[keep]
+    if len(e) == 0:
+        return out
+    order = np.lexsort((time, codes))
+    codes, time, e = codes[order], time[order] - time.min(), e[order]
+    n = len(e)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], n]
+    first, last = np.repeat(starts, ends - starts), np.repeat(ends, ends - starts)
+    stride = time.max() + 2.0 * max(EPISODE_DAYS) + 1.0
+    position = codes * stride + time  # increasing: curve by curve, in time
+    total, squares = np.r_[0.0, np.cumsum(e)], np.r_[0.0, np.cumsum(np.round(e * e * 1024.0) / 1024.0)]
+
+    def moments(a, b):
+        count = b - a
+        mean = (total[b] - total[a]) / np.maximum(count, 1)
+        var = (squares[b] - squares[a]) / np.maximum(count, 1) - mean**2
+        return mean, np.sqrt(np.maximum(var, 0.0)), count
+
+    i = np.arange(n)
+    for c, days in enumerate(EPISODE_DAYS):
+        j = np.searchsorted(position, position + days, side="right")  # the window is points i .. j-1
+        inside, _, n_in = moments(i, j)
+        before, sd_before, n_before = moments(first, i)
+        after, sd_after, n_after = moments(j, last)
+        quiet_span = ((time - time[first] >= days)
+                      & (time[last - 1] - time[np.maximum(j - 1, i)] >= days))
+        usable = (n_in >= EPISODE_INSIDE) & (n_before >= EPISODE_OUTSIDE) & (n_after >= EPISODE_OUTSIDE) & quiet_span
+        value = (inside - np.maximum(before, after)) / np.maximum(1.0, np.maximum(sd_before, sd_after))
+        best = np.full(n_curves, -np.inf)
+        np.maximum.at(best, codes[usable], value[usable])
+        out[:, c] = np.where(np.isfinite(best), np.arcsinh(best), np.nan)
+    return out
 
 
 def robust_reference(features: pd.DataFrame | np.ndarray, names: Sequence[str] | None = None) -> dict:

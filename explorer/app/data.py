@@ -179,7 +179,7 @@ class AppData:
         reference = self.score_references.get(reason) if reason else None
         if reason != "variability" or not reference or self.catalog.lightcurves is None:
             return f"{reason}: {describe(reason)}" if reason and describe(reason) else reason
-        from explorer.analysis.variability import strongest, variability_features
+        from explorer.analysis.variability import CURVE_STATISTICS, strongest, variability_features
 
         try:
             found = strongest(variability_features(self.catalog.lightcurve(object_id), bands=reference["bands"]),
@@ -189,8 +189,10 @@ class AppData:
         if found is None:
             return reason
         name, z = found
-        statistic, band = str(name).split("_", 1)
         digits = 1 if abs(z) < 10 else 0
+        if name in CURVE_STATISTICS:  # of the whole curve, not of one band
+            return f"{reason}: {CURVE_STATISTICS[name]} {z:+.{digits}f}σ"
+        statistic, band = str(name).split("_", 1)
         return f"{reason}: {statistic} in {band} {z:+.{digits}f}σ"
 
     def row(self, object_id: str | None) -> pd.Series | None:

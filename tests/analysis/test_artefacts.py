@@ -67,6 +67,25 @@ def test_a_star_of_unusual_colour_is_not_a_trail():
     assert min(rank_of(trail, row) for row in (11, 12, 13)) > 10
 
 
+def test_a_core_sharp_in_every_band_is_not_a_hot_pixel_and_an_arm_is_not_a_trail():
+    """A hot pixel is in one band's exposure and a trail crosses the whole frame: a compact core too sharp for
+    the filters in every band at once, or a bright straight arm across the middle of the frame only, is neither."""
+    cutouts = sky(seed=3)
+    size = cutouts.shape[-1]
+    y, x = np.mgrid[:size, :size]
+    for row in (30, 31, 32):  # a core sharper than the PSF, of an ordinary colour, in all three bands
+        cutouts[row, :, size // 2, size // 2] += np.array([20.0, 30.0, 40.0], np.float32)
+    for row in (40, 41, 42):  # a straight arm, 6 sigma per pixel, in one band, over the middle third only
+        d = (x - size / 2) * np.sin(1.1) - (y - size / 2) * np.cos(1.1)
+        along = (x - size / 2) * np.cos(1.1) + (y - size / 2) * np.sin(1.1)
+        cutouts[row, 0] += (6.0 * np.exp(-0.5 * (d / 0.9) ** 2) * (np.abs(along) < size / 6)).astype(np.float32)
+    cutouts[5, 2, 12, 35] += 20.0  # a hot pixel, weaker than the cores
+    add_trail(cutouts[6], band=1, amp=2.0)  # a trail, fainter per pixel than the arms
+    hot, trail = CutoutArtefacts().fit(cutouts).transform(cutouts).T
+    assert rank_of(hot, 5) == 0 and min(rank_of(hot, row) for row in (30, 31, 32)) > 5
+    assert rank_of(trail, 6) == 0 and min(rank_of(trail, row) for row in (40, 41, 42)) > 5
+
+
 def test_single_band_cutouts_nan_pixels_and_bad_input():
     cutouts = sky(n=80, bands=1, seed=1)
     cutouts[5, 0, 10, 12] += 30.0

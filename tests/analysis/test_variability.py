@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from explorer.analysis.variability import STATISTICS, feature_outliers, variability_features
+from explorer.analysis.variability import (
+    CURVE_STATISTICS,
+    EPISODE_DAYS,
+    STATISTICS,
+    feature_outliers,
+    variability_features,
+)
 from explorer.errors import DataError
 
 
@@ -28,7 +34,7 @@ def test_statistics_match_scipy_and_numpy_on_random_curves():
               for i in range(5) for b in ("g", "r")]
     df = pd.concat(frames).sample(frac=1.0, random_state=0)  # rows in any order
     F = variability_features(df)
-    assert list(F.columns) == [f"{s}_{b}" for s in STATISTICS for b in ("g", "r")]
+    assert list(F.columns) == [f"{s}_{b}" for s in STATISTICS for b in ("g", "r")] + list(CURVE_STATISTICS)
     assert list(F.index) == list(pd.unique(df["id"]))
     for (oid, band), g in df.groupby(["id", "band"]):
         g = g.sort_values("time")
@@ -75,6 +81,63 @@ def test_short_or_missing_bands_give_nan_and_bad_tables_a_clear_error():
     assert no_err.loc["a", "chi2_r"] != no_err.loc["a", "chi2_r"] and np.isfinite(no_err.loc["a", "skew_r"])
     with pytest.raises(DataError, match="time"):
         variability_features(df.drop(columns="time"))
+
+
+def _episode_by_hand(g: pd.DataFrame, days: float) -> float:
+    """The brightening-episode statistic of one curve, window by window (the definition, written plainly)."""
+    g = g.assign(e=(g.groupby("band")["mag"].transform("median") - g["mag"]) / g["err"]).sort_values("time")
+    t, e = g["time"].to_numpy(), g["e"].to_numpy()
+    best = -np.inf
+    for i in range(len(t)):
+        j = np.searchsorted(t, t[i] + days, side="right")
+        if j - i < 3 or i < 5 or len(t) - j < 5 or t[i] - t[0] < days or t[-1] - t[j - 1] < days:
+            continue
+        before, after = e[:i], e[j:]
+        level = max(before.mean(), after.mean())
+        best = max(best, (e[i:j].mean() - level) / max(1.0, before.std(), after.std()))
+    return np.arcsinh(best) if np.isfinite(best) else np.nan
+
+
+def _bump(time, t0, te, u0=0.1):
+    """Magnitudes by which a Paczyński microlensing event brightens a star."""
+    u = np.sqrt(u0**2 + ((time - t0) / te) ** 2)
+    return -2.5 * np.log10((u**2 + 2) / (u * np.sqrt(u**2 + 4)))
+
+
+def test_a_brightening_episode_on_a_quiet_curve_stands_out_and_matches_the_definition():
+    rng = np.random.default_rng(4)
+    n = 300
+    frames = []
+    for k in range(6):  # quiet stars, with random errors and gaps
+        frames.append(_curve(f"flat{k}", _noise(n, 10 + k), band="gr"[k % 2], seed=k))
+    event = _curve("event", _noise(n, 20), seed=20)
+    event["mag"] += _bump(event["time"].to_numpy(), 58500.0, 20.0)
+    periodic = _curve("rrlyrae", _noise(n, 21), seed=21)
+    periodic["mag"] += 0.4 * np.sin(2 * np.pi * periodic["time"].to_numpy() / 0.57)
+    # a supernova's curve covers only its weeks of light: no quiet curve before and after it
+    sn_time = np.sort(rng.uniform(58500, 58560, 40))
+    supernova = pd.DataFrame({"id": "sn", "time": sn_time, "mag": 18 + 0.03 * (sn_time - 58500), "err": 0.02,
+                              "band": "r"})
+    df = pd.concat([*frames, event, periodic, supernova])
+    F = variability_features(df)
+    for days in EPISODE_DAYS:
+        column = f"episode_{days}d"
+        assert F[column].idxmax() == "event"
+        assert F.loc["event", column] > 2 and F.loc["rrlyrae", column] < 1.5  # periodic: as bright outside
+        assert np.isnan(F.loc["sn", column])
+        for oid in ("event", "rrlyrae", "flat0", "flat1"):
+            # the points' brightening is read on a grid of 2^-10 error units (exact running sums)
+            assert F.loc[oid, column] == pytest.approx(_episode_by_hand(df[df["id"] == oid], days), abs=1e-3)
+    # a curve's statistics do not depend on the other curves in its table (Dask parts give the same values)
+    parts = pd.concat([variability_features(df[df["id"].isin(ids)], bands=["g", "r"])
+                       for ids in (["event", "sn"], ["rrlyrae", "flat1"])])
+    pd.testing.assert_frame_equal(parts, F.loc[parts.index])
+    # in fluxes (brighter is more flux) the same event is found
+    flux = event.assign(flux=10 ** (-0.4 * (event["mag"] - 25)), err=0.02 * 10 ** (-0.4 * (16 - 25))).drop(
+        columns="mag")
+    assert variability_features(flux)["episode_60d"].iloc[0] > 2
+    # without errors, the band's own scatter is the unit
+    assert variability_features(event.drop(columns="err"))["episode_60d"].iloc[0] > 2
 
 
 def test_feature_outliers_puts_the_odd_row_first_and_ignores_constant_and_empty_columns():

@@ -288,7 +288,7 @@ def test_a_variability_flag_names_the_statistic_that_stands_out(fresh_workspace)
     import pandas as pd
 
     from explorer.analysis.data_detectors import lightcurve_variability
-    from explorer.analysis.variability import standardised, variability_features
+    from explorer.analysis.variability import CURVE_STATISTICS, standardised, variability_features
 
     ws = Workspace.open(fresh_workspace)
     saved, _ = ws.scores()
@@ -304,11 +304,13 @@ def test_a_variability_flag_names_the_statistic_that_stands_out(fresh_workspace)
     )
     app = Explorer(fresh_workspace, user="erin", background=False)
     app.session.focus(oid)
-    shown = re.search(r"variability: (\w+) in (\w+) ([+-]\d+(?:\.\d)?)σ", app.inspector._row.object)
+    # one band's statistic ("skew in r +12σ") or the whole curve's ("brightening sustained over 60 d ... +9σ")
+    shown = re.search(r"variability: (?:(\w+) in (\w+)|([a-z][\w ]+)) ([+-]\d+(?:\.\d)?)σ", app.inspector._row.object)
     assert shown, app.inspector._row.object
     z = standardised(variability_features(ws.catalog.lightcurve(oid), bands=reference["bands"]), reference).iloc[0]
     name = z.abs().idxmax()
-    assert name == f"{shown[1]}_{shown[2]}" and float(shown[3]) == pytest.approx(z[name], abs=0.51)
+    said = f"{shown[1]}_{shown[2]}" if shown[1] else {v: k for k, v in CURVE_STATISTICS.items()}[shown[3]]
+    assert name == said and float(shown[4]) == pytest.approx(z[name], abs=0.51)
     # an object flagged by another detector: its name and what it looks for
     other = ids[ids != oid][0]
     assert app.data.flag_explanation(other) == "knn_joint: far from its neighbours in the joint embedding"

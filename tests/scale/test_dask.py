@@ -85,7 +85,7 @@ def test_scores_on_dask_equal_in_process(sim_copy, cluster_address):
     on_workers = cutout_statistics(sim_copy, scheduler=cluster_address, progress=False)
     for name in ("hot_pixel", "trail", "ring", "companion", "arc"):
         assert sb[name].notna().sum() > 1000
-        np.testing.assert_array_equal(on_workers[name].reindex(sa["id"]).to_numpy(), sa[name].to_numpy())
+        np.testing.assert_array_equal(on_workers[name].reindex(sa["id"]).to_numpy(), sa[name].to_numpy(), err_msg=name)
     # the curves' statistics too, measured by the workers in several parts
     variability = lightcurve_variability(sim_copy, scheduler=cluster_address, chunk=500, progress=False)
     np.testing.assert_allclose(variability.reindex(sa["id"]).to_numpy(), sa["variability"].to_numpy(), rtol=1e-12)
