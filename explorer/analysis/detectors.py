@@ -63,7 +63,9 @@ def tail_significance(scores, bulk: float = BULK, tail: float = TAIL) -> np.ndar
         return out
     from scipy.stats import rankdata
 
-    empirical = -np.log10(1.0 - rankdata(x, method="max") / len(x) + 0.5 / len(x))
+    # rarity of "at least this high": ties share the count of all of them (a detector's floor, where most objects
+    # sit at one value, is not rare: it gets ~0, not the rank of the last of the tied)
+    empirical = -np.log10((len(x) - rankdata(x, method="min") + 0.5) / len(x))
     lo, hi = np.quantile(x, [bulk, tail])
     if hi > lo:
         d0, d1 = -np.log10(1.0 - bulk), -np.log10(1.0 - tail)

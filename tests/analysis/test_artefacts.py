@@ -124,6 +124,12 @@ def test_tail_significance_keeps_counting_beyond_the_ordinary_and_combine_takes_
     assert set(top) == set(range(9_990, 10_000))
     with_nan = tail_significance(np.r_[smooth[:100], np.nan])
     assert with_nan[-1] == 0.0 and np.isfinite(with_nan).all()
+    # a floor where most objects sit (a statistic clipped at one value) is not rare, and names no flag
+    floor = np.r_[np.full(9_000, -2.0), rng.exponential(1.0, 1_000)]
+    s_floor = tail_significance(floor)
+    assert s_floor[:9_000].max() < 0.01 and s_floor[9_000:].min() > s_floor[0]
+    _, which = combine({"floored": floor, "smooth": smooth}, return_which=True)
+    assert (which[:9_000] == 1).mean() > 0.99  # ordinary objects' best detector: the one where they are not tied
 
 
 def test_a_detector_of_a_few_objects_counts_its_rarity_in_the_whole_catalogue():
