@@ -58,10 +58,10 @@ def definitions() -> dict[str, str]:
              f"mismatch {artefacts.MISMATCH}, {artefacts.N_ANGLES} angles, sources masked above "
              f"{artefacts.SOURCE_MASK}; hot pixel above the other bands; trail: weakest third over its sky pixels")
     m = morphology
-    shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: ridge quantile {m.ALL_ROUND}, contrast +{m.RING_SOFT}, "
-             f"wobble {m.WOBBLE}, step {m.STEP}, reach {m.REACH}, {m.N_ANGLES} angles, shapes "
-             f"{m.CORE}/{m.OUTER}/circle; companion: {m.NEAR}-{m.FAR} "
-             f"px, aperture {m.APERTURE}, mask {m.MASK}, colour {m.COLOUR_MATCH}, floor {m.FLOOR}; arc: "
+    shape = (f"{','.join(m.FEATURES)}: smooth {m.SMOOTH}, centroid {m.CENTRE}; ring: ridge quantile {m.ALL_ROUND}, "
+             f"contrast +{m.RING_SOFT}, wobble {m.WOBBLE}, step {m.STEP}, reach {m.REACH}, {m.N_ANGLES} angles, "
+             f"shapes {m.CORE}/{m.OUTER}/circle; companion: {m.NEAR}-{m.FAR} px, aperture {m.APERTURE}, mask "
+             f"{m.MASK}, colour {m.COLOUR_MATCH}/{m.TAIL_COLOUR_MATCH}, fainter of the pair, floor {m.FLOOR}; arc: "
              f"{m.ARC_NEAR}-{m.FAR} px by {m.ARC_STEP}, {m.ARC_ANGLES} angles, snr {m.ARC_SNR}, box {m.ARC_BOX}, "
              f"side {m.ARC_SIDE}, colour {m.ARC_COLOUR}, floor {m.ARC_FLOOR}")
     curves = (f"kNN over {','.join(variability.STATISTICS)} per band and {','.join(variability.CURVE_STATISTICS)} "

@@ -26,10 +26,16 @@ merger's companion and tidal tail; a chance neighbour seldom has the host's colo
 spread about). The smoothed bands are reflected through the light centroid and subtracted (what is not
 point-symmetric remains); the companion is the brightest residual 3-16 px from the centre, its flux the positive
 residual within 3 px of it, and the asymmetric light the positive residual 2-16 px from the centre outside 5 px
-of the companion and of its mirror image, both as fractions of the host's core (within 3 px). Each is weighted
-by ``exp(-(Δc / 0.15 mag)^2)``, ``Δc`` its colour's distance from the core's (adjacent-band colours; no weight
-with one band), and the statistic is ``log10`` of the product (plus 1e-4): in decades, so a detector's
-exponential tail is drawn on a scale where the products of fractions are not heavy-tailed.
+of the companion and of its mirror image, both as fractions of the host's core (within 3 px); the companion's
+as the fainter of the pair over the brighter (a star far brighter than the galaxy beside it is no merging
+partner: on the simulated survey such neighbours held many of the statistic's top places). Each is weighted by
+``exp(-(Δc / w)^2)``, ``Δc`` its colour's distance from the core's (adjacent-band colours; no weight with one
+band), ``w`` 0.15 mag for the companion and 0.3 for the asymmetric light (tidal tails form stars and are a
+little bluer), and the statistic is ``log10`` of the product (plus 1e-4): in decades, so a detector's
+exponential tail is drawn on a scale where the products of fractions are not heavy-tailed. Measured on the
+simulated survey (20k, seeds 0 / 1; session 10): both changes together found 12 of 13 and 11 of 15 mergers in
+the combined top 1 % (11 and 10 before) and 74 / 71 oddities (72 / 70); either alone changed nothing or cost
+(the wider colour alone lost 3 mergers on seed 0 to blue-armed spirals beside bright stars).
 
 ``arc``: a blue arc with a fainter counter-image about a redder galaxy (a strongly lensed background source;
 the lens is most often a massive early-type galaxy). The bands are summed in a bluer and a redder half (g and i
@@ -88,6 +94,7 @@ CORE, OUTER, CENTRE = 8.0, 16.0, 4.0  # px: moment radii of the two ellipse shap
 NEAR, FAR = 3.0, 16.0  # px: the companion is looked for between these distances from the centre
 APERTURE, MASK = 3.0, 5.0  # px: the companion's (and the host core's) aperture; around it and its mirror image
 COLOUR_MATCH = 0.15  # mag: colour distance at which a companion's weight falls to 1/e
+TAIL_COLOUR_MATCH = 0.3  # mag: the same for the asymmetric light (tidal tails form stars: a little bluer)
 FLOOR = 1e-4  # added to the product of fractions before the log
 ARC_NEAR, ARC_STEP, ARC_ANGLES = 4.0, 0.5, 64  # px, px: the blue-excess map's polar grid (out to FAR)
 ARC_SNR = 3.0  # the counter-image must stand this many noise units above the ring's median
@@ -198,8 +205,10 @@ def _companion(bands, light, cx, cy) -> np.ndarray:
     elsewhere = (dist >= 2) & (dist < FAR) & ~within(px, py, MASK) & ~within(2 * cx - px, 2 * cy - py, MASK)
     spread = (positive * elsewhere[:, None]).sum(dim=(2, 3))
     host = core.sum(dim=1).clamp_min(1.0)
-    product = (companion.sum(dim=1) / host * _colour_weight(companion, core)
-               * spread.sum(dim=1) / host * _colour_weight(spread, core))
+    pair = companion.sum(dim=1) / host
+    pair = torch.minimum(pair, 1.0 / pair.clamp_min(1e-12))  # the fainter of the two over the brighter
+    product = (pair * _colour_weight(companion, core)
+               * spread.sum(dim=1) / host * _colour_weight(spread, core, TAIL_COLOUR_MATCH))
     return torch.log10(product + FLOOR).numpy().astype(np.float64)
 
 
@@ -257,16 +266,16 @@ def _colour(flux, reference):
     return -2.5 * torch.log10(flux / reference)
 
 
-def _colour_weight(flux, reference):
-    """``exp(-(Δc / COLOUR_MATCH)^2)``: ``Δc`` the distance between the adjacent-band colours (mag) of ``flux``
-    and ``reference`` ``(n, B)``; 1 with one band (no colour to compare)."""
+def _colour_weight(flux, reference, width: float = COLOUR_MATCH):
+    """``exp(-(Δc / width)^2)``: ``Δc`` the distance between the adjacent-band colours (mag) of ``flux`` and
+    ``reference`` ``(n, B)``; 1 with one band (no colour to compare)."""
     import torch
 
     if flux.shape[1] < 2:
         return torch.ones(flux.shape[0])
     f, r = flux.clamp_min(1e-3), reference.clamp_min(1e-3)
     delta = torch.sqrt(((_colour(f[:, :-1], f[:, 1:]) - _colour(r[:, :-1], r[:, 1:])) ** 2).sum(dim=1))
-    return torch.exp(-((delta / COLOUR_MATCH) ** 2))
+    return torch.exp(-((delta / width) ** 2))
 
 
 def _smoothed(img, sigma: float):

@@ -118,12 +118,16 @@ def test_a_companion_of_the_hosts_colour_with_a_tail_beats_neighbours_of_other_c
         "red galaxy": 3000 * colour[:, None, None] * host + np.array([0.2, 1.0, 1.8])[:, None, None]
         * (1500 * _blob(40.0, 35.0, 2.0) + 900 * _tail(31.5, 31.5, 7.0, 2.0, 2.5)),
         "pair, no tail": colour[:, None, None] * (3000 * host + 1500 * _blob(40.0, 35.0, 2.0)),
+        # a star of about the host's colour, far brighter than the galaxy, beside it: the fainter of a pair counts
+        "bright star": colour[:, None, None] * (3000 * host + 900 * _tail(31.5, 31.5, 7.0, 2.0, 2.5)
+                                                + 60000 * _blob(40.0, 35.0, 1.0)),
     }
     cutouts = np.stack([v + rng.normal(0, 1, (3, SIZE, SIZE)) for v in scenes.values()]).astype(np.float32)
     values = dict(zip(scenes, companion_statistic(cutouts), strict=True))
     assert max(values, key=values.get) == "merger", values
     assert values["merger"] > values["pair, no tail"] > values["alone"]
     assert values["merger"] > values["red galaxy"] + 1 and values["merger"] > values["blue star"] + 1  # decades
+    assert values["merger"] > values["bright star"] + 0.5
     # one band: no colour to compare, the companion and its tail still count
     one_band = companion_statistic(cutouts[:, 1])
     assert one_band[1] > one_band[0] + 1
