@@ -97,29 +97,33 @@ def noise_scaled(cutouts: Any, max_size: int = 128, compress: bool = True) -> tu
 
 @lru_cache(maxsize=8)
 def _radon_thirds(h: int, w: int):
-    """Which pixels each straight line (angle, one-pixel offset) crosses, in thirds of its length: three sparse
-    ``(h·w, lines)`` 0/1 matrices (first, middle, last third along the line); lines shorter than a quarter of the
-    frame are dropped."""
+    """Which pixels each straight line (angle, one-pixel offset) crosses, in thirds of its length: a sparse
+    ``(3·lines, h·w)`` 0/1 matrix, rows ``k·lines + line`` for the ``k``-th third along the line; lines shorter than
+    a quarter of the frame are dropped."""
     from scipy import sparse
 
     y, x = np.mgrid[:h, :w]
     x, y = (x - (w - 1) / 2).ravel(), (y - (h - 1) / 2).ravel()
     half = int(math.ceil(math.hypot(h, w) / 2)) + 1
-    rows, cols, along = [], [], []
+    pixels, lines, along = [], [], []
     for a, theta in enumerate(np.linspace(0.0, np.pi, N_ANGLES, endpoint=False)):
         rho = np.rint(x * math.cos(theta) + y * math.sin(theta)).astype(np.int64) + half
-        rows.append(np.arange(h * w))
-        cols.append(a * (2 * half + 1) + rho)
+        pixels.append(np.arange(h * w))
+        lines.append(a * (2 * half + 1) + rho)
         along.append(y * math.cos(theta) - x * math.sin(theta))
-    rows, cols, along = np.concatenate(rows), np.concatenate(cols), np.concatenate(along)
+    pixels, lines, along = np.concatenate(pixels), np.concatenate(lines), np.concatenate(along)
     n_lines = N_ANGLES * (2 * half + 1)
     lo, hi = np.full(n_lines, np.inf), np.full(n_lines, -np.inf)
-    np.minimum.at(lo, cols, along)
-    np.maximum.at(hi, cols, along)
-    third = np.minimum((3 * (along - lo[cols]) / np.maximum(hi[cols] - lo[cols], 1e-9)).astype(np.int64), 2)
-    keep = np.flatnonzero(np.bincount(cols, minlength=n_lines) >= min(h, w) / 4)
-    return [sparse.csr_matrix((np.ones(int((third == k).sum()), np.float32), (rows[third == k], cols[third == k])),
-                              shape=(h * w, n_lines))[:, keep].tocsr() for k in range(3)]
+    np.minimum.at(lo, lines, along)
+    np.maximum.at(hi, lines, along)
+    third = np.minimum((3 * (along - lo[lines]) / np.maximum(hi[lines] - lo[lines], 1e-9)).astype(np.int64), 2)
+    keep = np.flatnonzero(np.bincount(lines, minlength=n_lines) >= min(h, w) / 4)
+    new_index = np.full(n_lines, -1)
+    new_index[keep] = np.arange(len(keep))
+    used = new_index[lines] >= 0
+    rows = third[used] * len(keep) + new_index[lines[used]]
+    return sparse.csr_matrix((np.ones(int(used.sum()), np.float32), (rows, pixels[used])),
+                             shape=(3 * len(keep), h * w))
 
 
 class CutoutArtefacts:
@@ -244,10 +248,11 @@ def _weakest_third(pixels: np.ndarray, sky: np.ndarray, h: int, w: int) -> np.nd
     """``(rows, lines)``: ``sqrt(3)`` x the weakest third of each line: its sum of ``pixels`` over ``sqrt`` of the
     sky pixels it counts (``sky``: 1 on the sky, 0 on a source; a third all on sources counts 0)."""
     thirds = _radon_thirds(h, w)
-    weakest = np.full((len(pixels), thirds[0].shape[1]), np.inf, np.float32)
-    for m in thirds:
-        weakest = np.minimum(weakest, (pixels @ m) / np.sqrt(np.maximum(sky @ m, 1.0)))
-    return math.sqrt(3.0) * weakest
+    n = len(pixels)
+    sums = thirds @ np.ascontiguousarray(np.vstack([pixels, sky]).T)  # (3·lines, 2·rows): one sparse product
+    sums = sums.reshape(3, -1, 2 * n)
+    value = sums[..., :n] / np.sqrt(np.maximum(sums[..., n:], 1.0))
+    return math.sqrt(3.0) * value.min(axis=0).T
 
 
 def _one_band(surprise: np.ndarray) -> np.ndarray:
@@ -255,8 +260,10 @@ def _one_band(surprise: np.ndarray) -> np.ndarray:
     others' (at least 0); the surprise itself with one band."""
     if surprise.shape[1] < 2:
         return surprise[:, 0]
-    top = np.sort(surprise, axis=1)
-    return top[:, -1] - np.maximum(top[:, -2], 0.0)
+    import torch
+
+    top = torch.from_numpy(np.ascontiguousarray(surprise)).topk(2, dim=1).values.numpy()
+    return top[:, 0] - np.maximum(top[:, 1], 0.0)
 
 
 def _surprise(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
