@@ -26,8 +26,9 @@ from explorer.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-#: Above this many cutouts the default score leaves the cutout statistics out (they read every cutout: ~4 ms
-#: each on 2 cores, ~70 min at 1M); ``artefacts=True`` (``explorer score --artefacts``) computes them anyway.
+#: Above this many cutouts the default score leaves the cutout statistics out (they read every cutout: ~5 ms
+#: each on 2 cores since session 10's trail thirds, ~80 min at 1M); ``artefacts=True`` (``explorer score
+#: --artefacts``) computes them anyway.
 ARTEFACT_LIMIT = 1_000_000
 #: Above this many light curves the default score leaves the variability statistics out (~0.3 ms per curve of
 #: 200 points with reading, 17 min at 3M); ``variability=True`` (``explorer score --variability``) forces them.
