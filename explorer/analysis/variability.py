@@ -122,9 +122,12 @@ def _band_statistics(key: np.ndarray, time: np.ndarray, v: np.ndarray, err: np.n
         return _segment_quantile(v_sorted, starts, size, q)
 
     median, q05, q95 = quantile(0.5), quantile(0.05), quantile(0.95)
+    segment = np.repeat(np.arange(len(starts)), size)  # the curve of each position, in any curve-major order
+    point = np.empty(len(key), np.int64)  # the curve of each point, in the order given
+    point[by_value] = segment
+    deviation = sign * (v - median[point])  # in the order given, positive when fainter
     by_time = np.lexsort((time, key))  # within a curve in time order: successive differences
-    segment = np.repeat(np.arange(len(starts)), size)
-    d = sign * (v[by_time] - median[segment])
+    d = deviation[by_time]
     e = err[by_time]
     z = np.where(e > 0, d / np.where(e > 0, e, 1.0), np.nan)
 
@@ -149,12 +152,10 @@ def _band_statistics(key: np.ndarray, time: np.ndarray, v: np.ndarray, err: np.n
         ])
     out[n_z == 0, 1] = np.nan
     out[size < MIN_POINTS] = np.nan
-    point = np.empty(len(key), np.int64)  # each point's curve, in the order given
-    point[by_value] = np.repeat(np.arange(len(starts)), size)
-    spread = 1.4826 * _median_abs(v_sorted - median[np.repeat(np.arange(len(starts)), size)], starts, size)
+    spread = 1.4826 * _median_abs(deviation[by_value], starts, size, segment)
     scale = np.where(np.isfinite(err) & (err > 0), err, spread[point])
     with np.errstate(invalid="ignore", divide="ignore"):
-        brighter = np.where(scale > 0, -sign * (v - median[point]) / scale, np.nan)
+        brighter = np.where(scale > 0, -deviation / scale, np.nan)
     return keys, out, brighter
 
 
@@ -169,9 +170,8 @@ def _segment_quantile(x_sorted: np.ndarray, starts: np.ndarray, size: np.ndarray
     return x_sorted[lo] + (offset - below) * (x_sorted[hi] - x_sorted[lo])
 
 
-def _median_abs(x: np.ndarray, starts: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """Median of ``|x|`` within each segment ``[starts, starts + size)`` of ``x``."""
-    segment = np.repeat(np.arange(len(starts)), size)
+def _median_abs(x: np.ndarray, starts: np.ndarray, size: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Median of ``|x|`` within each segment ``[starts, starts + size)`` of ``x`` (``segment``: each position's)."""
     a = np.abs(x)
     return _segment_quantile(a[np.lexsort((a, segment))], starts, size, 0.5)
 
