@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.analysis.id_table import IdTable
-from explorer.analysis.neighbours import probes_in_parallel, top_k_rows
+from explorer.analysis.neighbours import as_id_list, direction_of, probes_in_parallel, top_k_rows
 from explorer.errors import DataError, WorkspaceError
 from explorer.progress import progress_bar
 from explorer.workspace import Workspace
@@ -249,7 +249,7 @@ class StoredIndex:
         return "exact" if self.index is None else str(self.meta.get("kind", "faiss"))
 
     def rows_of(self, ids: Iterable[Any]) -> np.ndarray:
-        return self.ids.rows_of(_as_list(ids))
+        return self.ids.rows_of(as_id_list(ids))
 
     def unit_rows(self, rows: np.ndarray) -> np.ndarray:
         """L2-normalised float32 vectors of ``rows`` (read from the memory map; many rows in file order)."""
@@ -266,18 +266,7 @@ class StoredIndex:
         return self._direction(self.rows_of(positive_ids), self.rows_of(negative_ids))
 
     def _direction(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-        if pos.size == 0:
-            raise DataError("find-similar needs at least one positive object id")
-        q = self.unit_rows(pos).mean(axis=0, dtype=np.float64)
-        if neg.size:
-            q = q - float(self.negative_weight) * self.unit_rows(neg).mean(axis=0, dtype=np.float64)
-        norm = np.linalg.norm(q)
-        if not norm > 1e-12:
-            raise DataError(
-                "the positive and negative objects cancel out (query direction is zero); "
-                "drop some negatives or lower negative_weight"
-            )
-        return (q / norm).astype(np.float32)
+        return direction_of(self.unit_rows(pos), self.unit_rows(neg), self.negative_weight)
 
     def query(
         self,
@@ -346,9 +335,3 @@ class StoredIndex:
         return pd.DataFrame(
             {"id": self.ids.take(rows), "similarity": sims, "rank": np.arange(1, len(rows) + 1)}, copy=False
         )
-
-
-def _as_list(ids: Any) -> list[Any]:
-    if isinstance(ids, (str, bytes)) or np.isscalar(ids):
-        return [ids]
-    return list(ids)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from explorer.errors import DataError
 
-__all__ = ["SimilarityIndex", "probes_in_parallel", "top_k_rows"]
+__all__ = ["SimilarityIndex", "as_id_list", "direction_of", "probes_in_parallel", "top_k_rows"]
 
 _METHODS = ("auto", "exact", "faiss-ivf", "faiss-hnsw")
 
@@ -200,7 +200,7 @@ class SimilarityIndex:
     def rows_of(self, ids: Iterable[Any]) -> np.ndarray:
         """Row positions of ``ids``; :class:`DataError` naming any unknown id."""
         self._check_fitted()
-        wanted = _as_id_list(ids) if not isinstance(ids, np.ndarray) else ids.ravel().tolist()
+        wanted = as_id_list(ids) if not isinstance(ids, np.ndarray) else ids.ravel().tolist()
         if len(wanted) <= 32:  # a few ids (the usual query): hash lookups, no array round trip
             rows = []
             for oid in wanted:
@@ -221,23 +221,12 @@ class SimilarityIndex:
         return rows
 
     def _direction(self, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-        if pos.size == 0:
-            raise DataError("find-similar needs at least one positive object id")
-        q = self.vectors_[pos].mean(axis=0, dtype=np.float64)
-        if neg.size:
-            q = q - float(self.negative_weight) * self.vectors_[neg].mean(axis=0, dtype=np.float64)
-        norm = np.linalg.norm(q)
-        if not norm > 1e-12:
-            raise DataError(
-                "the positive and negative objects cancel out (query direction is zero); "
-                "drop some negatives or lower negative_weight"
-            )
-        return (q / norm).astype(np.float32)
+        return direction_of(self.vectors_[pos], self.vectors_[neg], self.negative_weight)
 
     def query_direction(self, positive_ids: Iterable[Any], negative_ids: Iterable[Any] = ()) -> np.ndarray:
         """The unit query vector for "more like ``positive_ids``, not like ``negative_ids``" (see module doc)."""
         return self._direction(
-            self.rows_of(_as_id_list(positive_ids)), self.rows_of(_as_id_list(negative_ids))
+            self.rows_of(as_id_list(positive_ids)), self.rows_of(as_id_list(negative_ids))
         )
 
     def query(
@@ -264,8 +253,8 @@ class SimilarityIndex:
             Columns ``id``, ``similarity`` (cosine to the query direction, in [-1, 1]) and ``rank`` (1 = most
             similar), sorted by rank.
         """
-        pos = _as_id_list(positive_ids)
-        neg = _as_id_list(negative_ids)
+        pos = as_id_list(positive_ids)
+        neg = as_id_list(negative_ids)
         q = self.query_direction(pos, neg)
         exclude = (
             np.concatenate((self.rows_of(pos), self.rows_of(neg))) if exclude_query else np.empty(0, np.int64)
@@ -283,7 +272,7 @@ class SimilarityIndex:
         norm = np.linalg.norm(v)
         if not (np.isfinite(v).all() and norm > 0):
             raise DataError("query vector is zero or contains NaN/inf; pass a real embedding")
-        exclude = np.unique(self.rows_of(_as_id_list(exclude_ids)))
+        exclude = np.unique(self.rows_of(as_id_list(exclude_ids)))
         return self._search((v / norm).astype(np.float32), k, exclude)
 
     def _search(self, q: np.ndarray, k: int, exclude: np.ndarray) -> pd.DataFrame:
@@ -431,7 +420,25 @@ def top_k_rows(values: np.ndarray, k: int) -> np.ndarray:
     return np.flatnonzero(values >= kth)
 
 
-def _as_id_list(ids: Any) -> list[Any]:
+def direction_of(positives: np.ndarray, negatives: np.ndarray, negative_weight: float) -> np.ndarray:
+    """The unit query vector for "more like these, not like those": the mean of the (unit) ``positives`` less
+    ``negative_weight`` times the mean of the ``negatives`` (rows), normalised; DataError with no positive, or
+    when the two cancel."""
+    if len(positives) == 0:
+        raise DataError("find-similar needs at least one positive object id")
+    q = positives.mean(axis=0, dtype=np.float64)
+    if len(negatives):
+        q = q - float(negative_weight) * negatives.mean(axis=0, dtype=np.float64)
+    norm = np.linalg.norm(q)
+    if not norm > 1e-12:
+        raise DataError(
+            "the positive and negative objects cancel out (query direction is zero); "
+            "drop some negatives or lower negative_weight"
+        )
+    return (q / norm).astype(np.float32)
+
+
+def as_id_list(ids: Any) -> list[Any]:
     """One id (str/bytes/scalar) or an iterable of ids -> list."""
     if isinstance(ids, (str, bytes)) or np.isscalar(ids):
         return [ids]
