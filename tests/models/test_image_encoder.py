@@ -17,14 +17,7 @@ from explorer.models.image_encoder import (
     normalise_cutouts,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the shared cores (and is faster here)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = ImageModelConfig(bands=1, input_size=32, crop=None, widths=(8, 8, 16, 16), embedding_dim=12)
