@@ -383,7 +383,7 @@ BRING_YOUR_OWN = [
         return img / img.sum()
 
 
-    for oid, k, m, r, d in zip(ids, kind, mag_r, ra, dec):
+    for oid, k, m, r, d in zip(ids, kind, mag_r, ra, dec, strict=True):
         image = 10 ** ((ZP - m) / 2.5) * profile(k) + rng.normal(0, 0.05, (SIZE, SIZE))
         wcs = WCS(naxis=2)
         wcs.wcs.ctype, wcs.wcs.crval = ["RA---TAN", "DEC--TAN"], [r, d]
@@ -406,7 +406,7 @@ BRING_YOUR_OWN = [
     stars = catalog[catalog["kind"] == "star"]
     variability = rng.choice(["constant", "pulsator", "eclipsing", "flare"], size=len(stars), p=[0.45, 0.3, 0.2, 0.05])
     rows = []
-    for oid, m, var in zip(stars["object_id"], stars["mag_r"], variability):
+    for oid, m, var in zip(stars["object_id"], stars["mag_r"], variability, strict=True):
         t = np.sort(np.r_[rng.uniform(59000, 59120, 35), rng.uniform(59365, 59485, 35)])
         period = rng.uniform(0.3, 0.8) if var == "pulsator" else rng.uniform(0.8, 3.0)
         phase = (t / period) % 1
@@ -688,7 +688,6 @@ ANOMALY_HUNT = [
 
     import holoviews as hv
     import numpy as np
-    import pandas as pd
     from IPython.display import HTML, display
 
     from explorer.analysis import workspace_ops
@@ -751,7 +750,7 @@ ANOMALY_HUNT = [
     emb = ws.embeddings()  # the current joint embeddings, one row per object
     ids, X = emb.ids, np.asarray(emb.vectors)
     is_oddity = cat.loc[ids, "is_oddity"].to_numpy(dtype=bool)
-    oracle = dict(zip(ids, np.where(is_oddity, "anomaly", "normal")))
+    oracle = dict(zip(ids, np.where(is_oddity, "anomaly", "normal"), strict=True))
     BUDGET = 150
 
     saved_table, saved_meta = ws.scores()
