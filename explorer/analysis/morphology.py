@@ -108,7 +108,8 @@ def morphology_statistics(cutouts: Any, max_size: int = 128) -> np.ndarray:
     """``(n, 2)`` :data:`FEATURES` of ``(n, B, H, W)`` (or ``(n, H, W)``) cutouts: :func:`ring_statistic` and
     :func:`companion_statistic` from one noise scaling and smoothing; NaN rows for blank cutouts."""
     bands, light, cx, cy, blank = _prepared(cutouts, max_size)
-    out = np.column_stack([_ring(light, cx, cy), _companion(bands, light, cx, cy), _arc(bands, cx, cy)])
+    about = _about_centre(bands, cx, cy)
+    out = np.column_stack([_ring(light, cx, cy), _companion(bands, cx, cy, about), _arc(bands, cx, cy, about)])
     out[blank] = np.nan
     return out
 
@@ -126,8 +127,8 @@ def ring_statistic(cutouts: Any, max_size: int = 128) -> np.ndarray:
 def companion_statistic(cutouts: Any, max_size: int = 128) -> np.ndarray:
     """``(n,)`` companion statistic (decades) of ``(n, B, H, W)`` (or ``(n, H, W)``) cutouts: ``log10`` of the
     colour-weighted companion and asymmetric-light fractions; NaN for blank cutouts. Higher = more merger-like."""
-    bands, light, cx, cy, blank = _prepared(cutouts, max_size)
-    out = _companion(bands, light, cx, cy)
+    bands, _, cx, cy, blank = _prepared(cutouts, max_size)
+    out = _companion(bands, cx, cy)
     out[blank] = np.nan
     return out
 
@@ -184,13 +185,12 @@ def _ring(light, cx, cy) -> np.ndarray:
     return best.numpy().astype(np.float64)
 
 
-def _companion(bands, light, cx, cy) -> np.ndarray:
+def _companion(bands, cx, cy, about=None) -> np.ndarray:
     import torch
 
     n, _, _, w = bands.shape
-    yy, xx = _grid(light)
+    xx, yy, dist, core = _about_centre(bands, cx, cy) if about is None else about
     residual = bands - _sample(bands, 2 * cx[:, None, None] - xx, 2 * cy[:, None, None] - yy)  # minus its mirror
-    dist = torch.sqrt((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2)
     total = residual.sum(dim=1)
     search = torch.where((dist >= NEAR) & (dist <= FAR), total, torch.full_like(total, -math.inf))
     peak = search.reshape(n, -1).argmax(dim=1)
@@ -200,7 +200,6 @@ def _companion(bands, light, cx, cy) -> np.ndarray:
         return ((xx - x0[:, None, None]) ** 2 + (yy - y0[:, None, None]) ** 2) < r**2
 
     positive = residual.clamp_min(0)
-    core = (bands * (dist < APERTURE)[:, None]).sum(dim=(2, 3))  # (n, B)
     companion = (positive * within(px, py, APERTURE)[:, None]).sum(dim=(2, 3))
     elsewhere = (dist >= 2) & (dist < FAR) & ~within(px, py, MASK) & ~within(2 * cx - px, 2 * cy - py, MASK)
     spread = (positive * elsewhere[:, None]).sum(dim=(2, 3))
@@ -212,18 +211,17 @@ def _companion(bands, light, cx, cy) -> np.ndarray:
     return torch.log10(product + FLOOR).numpy().astype(np.float64)
 
 
-def _arc(bands, cx, cy) -> np.ndarray:
+def _arc(bands, cx, cy, about=None) -> np.ndarray:
     import torch
 
     n = bands.shape[0]
     far = min(FAR, REACH * min(bands.shape[-2:]))  # circles inside the frame (the rest would read as 0)
     if bands.shape[1] < 2 or far < ARC_NEAR + 2:
         return np.full(n, np.nan)
-    yy, xx = _grid(bands)
-    dist = torch.sqrt((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2)
+    core = (_about_centre(bands, cx, cy) if about is None else about)[3]
     half = bands.shape[1] // 2  # the bluer and the redder half of the bands (g and i of g, r, i; u+g, i+z of ugriz)
     bands = torch.stack([bands[:, :half].sum(dim=1), bands[:, -half:].sum(dim=1)], dim=1)  # (n, 2, H, W)
-    core = (bands * (dist < APERTURE)[:, None]).sum(dim=(2, 3)).clamp_min(1e-3)  # (n, 2)
+    core = torch.stack([core[:, :half].sum(dim=1), core[:, -half:].sum(dim=1)], dim=1).clamp_min(1e-3)  # (n, 2)
     # what the blue half holds beyond the core's colour: the host (one colour) cancels, a bluer arc remains
     excess = bands[:, :1] - (core[:, 0] / core[:, 1]).clamp(0, 1e3)[:, None, None, None] * bands[:, 1:]
     radii = torch.arange(ARC_NEAR, far + 1, ARC_STEP)
@@ -257,6 +255,16 @@ def _arc(bands, cx, cy) -> np.ndarray:
     value = ((counter / noise - ARC_SNR).clamp_min(0) * held * torch.exp(-ARC_SIDE * dip)
              * (1 - torch.exp(-((bluer / ARC_COLOUR) ** 2))))
     return torch.log10(value + ARC_FLOOR).numpy().astype(np.float64)
+
+
+def _about_centre(bands, cx, cy):
+    """``(xx, yy, dist, core)``: the pixel grid, each pixel's distance from ``(cx, cy)`` and the light of each
+    band within :data:`APERTURE` px of it ``(n, B)``."""
+    import torch
+
+    yy, xx = _grid(bands)
+    dist = torch.sqrt((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2)
+    return xx, yy, dist, (bands * (dist < APERTURE)[:, None]).sum(dim=(2, 3))
 
 
 def _colour(flux, reference):
