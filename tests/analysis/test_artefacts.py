@@ -151,3 +151,25 @@ def test_a_detector_of_a_few_objects_counts_its_rarity_in_the_whole_catalogue():
     assert c[n // 4 :].max() == 0.0  # no light curve: no evidence either way
     both = combine({"images": images, "curves": curves})
     assert both[curve_50] > both[image_200]
+
+
+def test_a_statistic_below_its_detection_floor_takes_no_place_at_the_top():
+    from explorer.analysis.detectors import FLOORS, floored, significances
+
+    rng = np.random.default_rng(2)
+    n = 20_000
+    knn = rng.exponential(1.0, n)  # the embedding's kNN distance: a smooth ordinary tail
+    trail = rng.normal(3.2, 0.35, n)  # blank sky: the strongest line's signal-to-noise, ~3-4.7
+    trail[:5] = [7.0, 9.0, 12.0, 20.0, 35.0]  # five satellite trails
+    top = np.argsort(-combine({"knn_joint": knn, "trail": trail}))[:200]
+    assert set(range(5)) <= set(top)  # every trail kept
+    # the noise of the trail statistic takes none of the other places: they go to the kNN's tail
+    noise_top = np.argsort(-trail[5:])[:20] + 5
+    assert not set(noise_top) & set(top) - set(np.argsort(-knn)[:200])
+    S = significances({"knn_joint": knn, "trail": trail})
+    assert S[noise_top, 1].max() < 0.01 and S[:5, 1].min() > 3
+    # the same values under a name without a floor: its top 20 take ~3 decades, rank alone
+    unfloored = significances({"knn_joint": knn, "other": trail})
+    assert unfloored[noise_top, 1].min() > 2.5
+    assert np.isnan(floored("trail", [np.nan, 1.0]))[0] and floored("trail", [1.0])[0] == FLOORS["trail"]
+    assert floored("knn_joint", [1.0])[0] == 1.0
