@@ -64,7 +64,7 @@ def definitions() -> dict[str, str]:
              f"shapes {m.CORE}/{m.OUTER}/circle; companion: {m.NEAR}-{m.FAR} px, aperture {m.APERTURE}, mask "
              f"{m.MASK}, colour {m.COLOUR_MATCH}/{m.TAIL_COLOUR_MATCH}, fainter of the pair, floor {m.FLOOR}; arc: "
              f"{m.ARC_NEAR}-{m.FAR} px by {m.ARC_STEP}, {m.ARC_ANGLES} angles, snr {m.ARC_SNR}, box {m.ARC_BOX}, "
-             f"side {m.ARC_SIDE}, colour {m.ARC_COLOUR}, floor {m.ARC_FLOOR}")
+             f"side {m.ARC_SIDE}, colour {m.ARC_COLOUR}^{m.ARC_COLOUR_POWER}, floor {m.ARC_FLOOR}")
     curves = (f"kNN over {','.join(variability.STATISTICS)} per band and {','.join(variability.CURVE_STATISTICS)} "
               f"(>= {variability.EPISODE_INSIDE} in, {variability.EPISODE_OUTSIDE} each side), clip {variability.CLIP}")
     return {**dict.fromkeys(artefacts.FEATURES, image), **dict.fromkeys(m.FEATURES, shape), VARIABILITY: curves}

@@ -48,8 +48,12 @@ the brightest point within 1 px and 3 angles of the opposite side, in noise unit
 value of the map) above :data:`ARC_SNR`, times the fraction of the map's positive light within the arc's box
 (:data:`ARC_BOX`: blue spiral arms spread theirs), times ``exp(-ARC_SIDE x dip)`` (``dip``: how far the map falls
 below 0 a quarter-turn away, as a fraction of the peak: an inclined blue disc about a red bulge is a quadrupole),
-times ``1 - exp(-(Δc / ARC_COLOUR)^2)`` (``Δc``: how much bluer the light at the arc is than the core, in the
-blue-half minus red-half colour: a difference of colours, so the bands' zero points cancel), as ``log10`` (plus
+times ``1 - exp(-(Δc / ARC_COLOUR)^ARC_COLOUR_POWER)`` (``Δc``: how much bluer the light at the arc is than the
+core, in the blue-half minus red-half colour: a difference of colours, so the bands' zero points cancel; 0.8 mag
+and a fourth power: a lensed source, a star-forming galaxy behind a red early-type, measured 0.61-1.18 mag bluer
+on the simulated survey and the spirals among the statistic's top 60 0.32-0.84, median 0.5, their arms against
+their bulge; the weight is 0.14 at 0.5 mag, 0.63 at 0.8 and 0.91 at 1.0 — with 0.6 mag squared, 0.50, 0.83 and
+0.94 — and took the lenses in the combined top 1 % from 10 / 11 / 3 to 10 / 11 / 5, seeds 0 / 1 / 2), as ``log10`` (plus
 :data:`ARC_FLOOR`). NaN with one band and for frames under 15 px. Bands are taken bluest first
 (:func:`~explorer.analysis.data_detectors.blue_to_red` orders an image set's known filters).
 
@@ -100,7 +104,7 @@ ARC_NEAR, ARC_STEP, ARC_ANGLES = 4.0, 0.5, 64  # px, px: the blue-excess map's p
 ARC_SNR = 3.0  # the counter-image must stand this many noise units above the ring's median
 ARC_BOX = 2.5, 4.0  # px: radial half-height and tangential half-length of the region that counts as the arc
 ARC_SIDE = 3.0  # weight exp(-ARC_SIDE x the dip beside the arc, as a fraction of its peak)
-ARC_COLOUR = 0.6  # mag: the arc must be about this much bluer than the core (weight 1 - exp(-(Δc / this)^2))
+ARC_COLOUR, ARC_COLOUR_POWER = 0.8, 4  # mag: how much bluer than the core the arc must be (1 - exp(-(Δc / 0.8)^4))
 ARC_FLOOR = 1e-2  # added before the log
 
 
@@ -253,7 +257,7 @@ def _arc(bands, cx, cy, about=None) -> np.ndarray:
                  (cy + radii[ri] * torch.sin(theta[ai]))[:, None, None])[:, :, 0, 0].clamp_min(1e-3)
     bluer = (_colour(core[:, :1], core[:, 1:]) - _colour(at[:, :1], at[:, 1:]))[:, 0].clamp_min(0)
     value = ((counter / noise - ARC_SNR).clamp_min(0) * held * torch.exp(-ARC_SIDE * dip)
-             * (1 - torch.exp(-((bluer / ARC_COLOUR) ** 2))))
+             * (1 - torch.exp(-((bluer / ARC_COLOUR) ** ARC_COLOUR_POWER))))
     return torch.log10(value + ARC_FLOOR).numpy().astype(np.float64)
 
 

@@ -185,6 +185,17 @@ def test_a_blue_arc_with_a_counter_image_about_a_red_galaxy_is_the_most_lens_lik
     np.testing.assert_allclose(morphology_statistics(cutouts)[:, 2], arc_statistic(cutouts))
 
 
+def test_an_arc_only_a_little_bluer_than_its_host_is_far_less_lens_like():
+    # a lensed source is a star-forming galaxy behind a red early-type: ~1.9 mag bluer in g - i here; spiral arms
+    # are ~0.5 mag bluer than their bulge, and this arc ~0.6 (3/10 of the lens's colour contrast)
+    scenes = _lens_scenes()
+    arc = scenes["lens"] - scenes["elliptical"]
+    a_little = RED * (BLUE / RED) ** 0.3
+    scenes["an arc a little bluer"] = scenes["elliptical"] + (a_little / BLUE)[:, None, None] * arc
+    values = dict(zip(scenes, arc_statistic(_noisy(scenes)), strict=True))
+    assert values["lens"] > values["an arc a little bluer"] + 1.4, values
+
+
 def test_the_arc_statistic_follows_the_arc_not_the_pixel_grid():
     scenes = _lens_scenes()
     cutouts = _noisy({"lens": scenes["lens"]})
