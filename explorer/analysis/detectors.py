@@ -114,7 +114,7 @@ def combine(detectors: Mapping[str, np.ndarray], return_which: bool = False):
     """The maximum :func:`catalogue_significance` over ``detectors`` (name -> scores over the same objects, NaN
     where a detector does not apply); with ``return_which``, also the position (in ``detectors``) of the detector
     that gave each object its maximum."""
-    columns = [catalogue_significance(floored(name, s)) for name, s in detectors.items()]
+    columns = _floored_significances(detectors)
     if not columns:
         raise ValueError("no detector to combine")
     stacked = np.vstack(columns)
@@ -127,5 +127,9 @@ def significances(detectors: Mapping[str, np.ndarray]) -> np.ndarray:
     apply):
     where each object stands in every detector's tail, the coordinates the live ranking's labels also spread in
     (:class:`~explorer.analysis.anomaly.AnomalyScorer`'s ``side_features``)."""
-    return np.column_stack([catalogue_significance(floored(name, s)) for name, s in detectors.items()]
-                           ).astype(np.float32)
+    return np.column_stack(_floored_significances(detectors)).astype(np.float32)
+
+
+def _floored_significances(detectors: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """:func:`catalogue_significance` of each detector's scores, first raised to its :data:`FLOORS` entry."""
+    return [catalogue_significance(floored(name, s)) for name, s in detectors.items()]

@@ -109,8 +109,9 @@ ARC_FLOOR = 1e-2  # added before the log
 
 
 def morphology_statistics(cutouts: Any, max_size: int = 128) -> np.ndarray:
-    """``(n, 2)`` :data:`FEATURES` of ``(n, B, H, W)`` (or ``(n, H, W)``) cutouts: :func:`ring_statistic` and
-    :func:`companion_statistic` from one noise scaling and smoothing; NaN rows for blank cutouts."""
+    """``(n, 3)`` :data:`FEATURES` of ``(n, B, H, W)`` (or ``(n, H, W)``) cutouts: :func:`ring_statistic`,
+    :func:`companion_statistic` and :func:`arc_statistic` from one noise scaling, smoothing and centre; NaN rows
+    for blank cutouts."""
     bands, light, cx, cy, blank = _prepared(cutouts, max_size)
     about = _about_centre(bands, cx, cy)
     out = np.column_stack([_ring(light, cx, cy), _companion(bands, cx, cy, about), _arc(bands, cx, cy, about)])
